@@ -1,0 +1,3 @@
+"""Sluice: an email-diversion gateway and mailbox analyzer."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,213 @@
+"""parse: raw RFC 822 bytes -> Mail. Pure, lenient, and never raises on bad input.
+
+The stdlib parser (compat32 policy) is used on purpose: it is the fastest lenient parser
+available and keeps going on broken MIME (see docs/performance.md for the measurement
+against mail-parser). Whatever cannot be understood is recorded in `Mail.defects`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from email.message import Message
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+
+from sluice.core.htmltext import html_to_text
+from sluice.core.mail import Attachment, CalendarPart, Envelope, Mail, ThreadKeys
+
+#: Text beyond this many characters adds nothing to classification; it is cut off.
+MAX_TEXT_CHARS = 100_000
+#: Parts nested deeper than this are not walked (a MIME bomb defence).
+MAX_PARTS = 500
+
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:(?:re|aw|sv|vs|antw|fw|fwd|wg|tr|rv)(?:\[\d+\])?\s*:\s*|\[[^\]]{1,40}\]\s*)",
+    re.IGNORECASE,
+)
+_RE_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw)(?:\[\d+\])?\s*:", re.IGNORECASE)
+_MSGID = re.compile(r"<[^<>\s]+>")
+_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def normalize_line_endings(raw: bytes) -> bytes:
+    """Turn stray bare CR or LF into CRLF, as Postfix does; CRLF pairs stay as they are."""
+    if b"\r" not in raw and b"\n" not in raw:
+        return raw
+    # Fast path: already canonical when every CR is followed by LF and every LF follows CR.
+    if raw.count(b"\r\n") == raw.count(b"\r") == raw.count(b"\n"):
+        return raw
+    return _BARE_LINE_END.sub(b"\r\n", raw)
+
+
+def decode_header_value(value: str | None) -> str:
+    """RFC 2047 decoding that tolerates broken encodings."""
+    if not value:
+        return ""
+    try:
+        return str(make_header(decode_header(value))).strip()
+    except Exception:  # broken encoded-words: keep the raw text
+        return " ".join(str(value).split())
+
+
+def normalize_subject(subject: str) -> str:
+    """Subject without reply/forward prefixes and list tags, lower-cased, spaces collapsed."""
+    previous = None
+    current = subject
+    while previous != current:
+        previous = current
+        current = _REPLY_PREFIX.sub("", current, count=1)
+    return " ".join(current.lower().split())
+
+
+def _count_re(subject: str) -> int:
+    count = 0
+    rest = subject
+    while True:
+        stripped = _REPLY_PREFIX.match(rest)
+        if not stripped:
+            return count
+        if _RE_PREFIX.match(rest):
+            count += 1
+        rest = rest[stripped.end():]
+
+
+def _addresses(msg: Message, name: str) -> tuple[str, ...]:
+    values = msg.get_all(name) or []
+    decoded = [decode_header_value(str(v)) for v in values]
+    return tuple(addr.lower() for _, addr in getaddresses(decoded) if "@" in addr)
+
+
+def _decoded_payload(part: Message) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        return b""
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _part_text(part: Message, payload: bytes) -> str:
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:  # unknown charset name
+        return payload.decode("utf-8", errors="replace")
+
+
+def _is_inline_image(part: Message, disposition: str) -> bool:
+    return part.get_content_maintype() == "image" and (
+        disposition == "inline" or (disposition != "attachment" and bool(part.get("Content-ID")))
+    )
+
+
+class _Walk:
+    """Accumulates what a MIME walk finds."""
+
+    def __init__(self) -> None:
+        self.plain: list[str] = []
+        self.html: list[str] = []
+        self.attachments: list[Attachment] = []
+        self.calendar: list[CalendarPart] = []
+        self.inline_images = 0
+
+    def visit(self, part: Message) -> None:
+        if part.is_multipart():
+            return
+        ctype = part.get_content_type()
+        disposition = (part.get_content_disposition() or "").lower()
+        filename = decode_header_value(part.get_filename() or "")
+        if ctype == "text/calendar":
+            payload = _decoded_payload(part)
+            text = _part_text(part, payload)
+            method = str(part.get_param("method") or "") or _ical_method(text)
+            self.calendar.append(CalendarPart(method=method.upper(), text=text))
+            if filename or disposition == "attachment":
+                self._attach(filename or "invite.ics", ctype, payload)
+            return
+        if _is_inline_image(part, disposition):
+            self.inline_images += 1
+            return
+        if disposition == "attachment" or (filename and ctype not in ("text/plain", "text/html")):
+            self._attach(filename or "unnamed", ctype, _decoded_payload(part))
+            return
+        if ctype == "text/plain":
+            self.plain.append(_part_text(part, _decoded_payload(part)))
+        elif ctype == "text/html":
+            self.html.append(_part_text(part, _decoded_payload(part)))
+        elif ctype == "message/rfc822" or part.get_content_maintype() not in ("text", "multipart"):
+            self._attach(filename or "unnamed", ctype, _decoded_payload(part))
+
+    def _attach(self, filename: str, ctype: str, payload: bytes) -> None:
+        digest = hashlib.sha256(payload).hexdigest()
+        self.attachments.append(Attachment(filename, ctype, len(payload), digest))
+
+
+def _ical_method(text: str) -> str:
+    match = re.search(r"^METHOD:(\S+)", text, re.MULTILINE)
+    return match.group(1) if match else ""
+
+
+def _walk(msg: Message) -> _Walk:
+    found = _Walk()
+    for count, part in enumerate(msg.walk()):
+        if count >= MAX_PARTS:
+            break
+        try:
+            found.visit(part)
+        except Exception:  # one broken part must not hide the others
+            continue
+    return found
+
+
+def parse(raw: bytes, envelope: Envelope | None = None) -> Mail:
+    """Parse a message; lenient with broken input, exact with `raw`."""
+    msg = message_from_bytes(raw, policy=compat32)
+    found = _walk(msg)
+    subject = decode_header_value(msg.get("Subject"))
+    from_pairs = getaddresses([decode_header_value(msg.get("From"))])
+    from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
+    message_id_match = _MSGID.search(str(msg.get("Message-ID") or ""))
+    references = tuple(_MSGID.findall(str(msg.get("References") or "")))
+    in_reply_to_match = _MSGID.search(str(msg.get("In-Reply-To") or ""))
+    in_reply_to = in_reply_to_match.group(0) if in_reply_to_match else ""
+    depth = max(len(references), 1 if in_reply_to else 0, _count_re(subject))
+    try:
+        date = parsedate_to_datetime(str(msg["Date"])) if msg.get("Date") else None
+    except (TypeError, ValueError, IndexError):
+        date = None
+    plain = "\n".join(found.plain)
+    html = "\n".join(found.html)
+    text = plain if plain.strip() else html_to_text(html)
+    to = _addresses(msg, "To")
+    cc = _addresses(msg, "Cc")
+    return Mail(
+        envelope=envelope or Envelope(mail_from=from_addr.lower(), rcpt_tos=to + cc),
+        raw=raw,
+        message_id=message_id_match.group(0) if message_id_match else "",
+        subject=subject,
+        from_addr=from_addr.lower(),
+        from_name=from_name,
+        to=to,
+        cc=cc,
+        reply_to=_addresses(msg, "Reply-To"),
+        date=date,
+        thread=ThreadKeys(
+            message_id=message_id_match.group(0) if message_id_match else "",
+            in_reply_to=in_reply_to,
+            references=references,
+            normalized_subject=normalize_subject(subject),
+            reply_depth=depth,
+        ),
+        list_id=decode_header_value(msg.get("List-Id")),
+        precedence=str(msg.get("Precedence") or "").strip().lower(),
+        auto_submitted=str(msg.get("Auto-Submitted") or "").strip().lower(),
+        headers=tuple((k, decode_header_value(str(v))) for k, v in msg.items()),
+        text=text[:MAX_TEXT_CHARS],
+        html=html[:MAX_TEXT_CHARS],
+        attachments=tuple(found.attachments),
+        inline_images=found.inline_images,
+        calendar=tuple(found.calendar),
+        defects=tuple(type(d).__name__ for d in msg.defects),
+    )

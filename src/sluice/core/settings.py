@@ -1,0 +1,155 @@
+"""One typed Settings object, built once at start-up and passed down.
+
+Precedence, lowest first: built-in defaults < config file (TOML) < `SLUICE_*` environment
+variables < command-line options. Every limit the gateway enforces is a field here, with
+its default, so operators can see and change them in one place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sluice.core.errors import ConfigError
+
+MiB = 1024 * 1024
+#: RFC 5321 4.5.3.1.8 says a server must accept at least 100 recipients per message.
+MIN_RECIPIENT_LIMIT = 100
+#: SQLite synchronous levels that make a committed transaction survive power loss.
+DURABLE_SQLITE_SYNC = ("FULL", "EXTRA")
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with safe defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="forbid")
+
+    # Where state lives.
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    sqlite_synchronous: str = "FULL"
+
+    # Listening side.
+    listen: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1:10025"])
+    hostname: str = Field(default_factory=socket.getfqdn)
+    allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_starttls: bool = False
+    #: File of "user:scrypt-hash" lines; when set, AUTH is offered (only over TLS).
+    auth_users_file: Path | None = None
+
+    # Upstream side (the smarthost or Postfix's re-injection port). Empty: local maildirs.
+    upstream: str = ""
+    upstream_starttls: bool = False
+    upstream_tls_verify: bool = True
+    upstream_ca_file: Path | None = None
+    upstream_user: str = ""
+    upstream_password: str = ""
+    upstream_connect_timeout: float = 30.0
+    upstream_timeout: float = 300.0
+    upstream_pool_size: int = 20
+    upstream_idle_seconds: float = 30.0
+
+    # Limits and protection.
+    max_message_size: int = 50 * MiB
+    max_recipients: int = 1000
+    max_sessions: int = 100
+    command_timeout: float = 300.0
+    #: DATA may take data_timeout seconds plus one second per data_min_rate bytes received.
+    data_timeout: float = 60.0
+    data_min_rate: int = 16 * 1024
+    #: No byte at all for this long during DATA closes the session (RFC 5321 4.5.3.2.5).
+    data_idle_timeout: float = 180.0
+    #: Ledger entries older than this are forgotten (longer than any MTA retries).
+    ledger_retention_days: float = 7.0
+
+    # Web app.
+    web_listen: str = "127.0.0.1:8025"
+
+    #: Testing only: pause this long after a message is safe and before answering 250, so a
+    #: test can kill the gateway in exactly that window. Refused unless SLUICE_TESTING=1.
+    fault_pause_before_reply: float = 0.0
+
+    _split_lists = field_validator("listen", "allowed_networks", mode="before")(_split_list)
+
+    @field_validator("max_recipients")
+    @classmethod
+    def _recipients_floor(cls, value: int) -> int:
+        if value < MIN_RECIPIENT_LIMIT:
+            raise ValueError(f"must be at least {MIN_RECIPIENT_LIMIT} (RFC 5321 4.5.3.1.8)")
+        return value
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        for net in value:
+            ipaddress.ip_network(net, strict=False)
+        return value
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _durable_sync(cls, value: str) -> str:
+        if value.upper() not in DURABLE_SQLITE_SYNC:
+            raise ValueError(
+                f"synchronous={value} could lose acknowledged mail on power loss; "
+                f"use one of {', '.join(DURABLE_SQLITE_SYNC)}"
+            )
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.require_starttls and not self.tls_cert:
+            raise ValueError("require_starttls needs tls_cert and tls_key")
+        if self.fault_pause_before_reply and os.environ.get("SLUICE_TESTING") != "1":
+            raise ValueError("fault_pause_before_reply is for tests only (SLUICE_TESTING=1)")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'sluice.db'}"
+
+    @property
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.allowed_networks)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from defaults, a TOML file, SLUICE_* variables and explicit overrides.
+
+    Overrides whose value is None are ignored, so CLI options that were not given do not
+    mask the environment or the file.
+    """
+    file_values: dict[str, Any] = {}
+    path = config_file or (Path(os.environ["SLUICE_CONFIG"]) if "SLUICE_CONFIG" in os.environ
+                           else None)
+    try:
+        if path is not None:
+            with path.open("rb") as fh:
+                raw = tomllib.load(fh)
+            file_values = dict(raw.get("sluice", raw))
+        from_env = Settings()
+        env_values = {name: getattr(from_env, name) for name in from_env.model_fields_set}
+        cli_values = {k: v for k, v in overrides.items() if v is not None}
+        return Settings(**{**file_values, **env_values, **cli_values})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(str(exc)) from exc

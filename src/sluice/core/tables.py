@@ -1,0 +1,89 @@
+"""Database tables shared by every package (SQLModel).
+
+Mail that stays mail is stored as facts only: no body. Timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MessageRecord(SQLModel, table=True):
+    """One message as seen by the gateway (or the analyzer), without its body."""
+
+    __tablename__ = "message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(index=True, unique=True, max_length=64)
+    message_id: str = Field(default="", index=True, max_length=998)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    source: str = Field(default="smtp", max_length=16)
+    mail_from: str = Field(default="", max_length=512)
+    header_from: str = Field(default="", max_length=512)
+    subject: str | None = Field(default=None)
+    size: int = 0
+    rcpt_count: int = 0
+    to_count: int = 0
+    cc_count: int = 0
+    attachment_count: int = 0
+    attachment_bytes: int = 0
+    in_reply_to: str = Field(default="", max_length=998)
+    references: str = Field(default="")
+    thread_subject: str = Field(default="", index=True)
+    reply_depth: int = 0
+    category: str | None = Field(default=None, index=True, max_length=32)
+    confidence: float | None = None
+    reasons: str | None = None  # newline-separated, strongest first
+    model_version: str | None = Field(default=None, max_length=64)
+    defects: str = ""
+
+
+class RecipientOutcome(SQLModel, table=True):
+    """What happened to one recipient of one message, and which rule decided it."""
+
+    __tablename__ = "recipient_outcome"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_pk: int = Field(foreign_key="message.id", index=True)
+    recipient: str = Field(index=True, max_length=512)
+    action: str = Field(default="deliver", max_length=16)  # deliver | divert | digest | copy
+    status: str = Field(max_length=16)  # delivered | rejected | deferred | duplicate
+    reply: str = Field(default="", max_length=1024)
+    rule: str = Field(default="", max_length=256)
+    destination: str = Field(default="", max_length=256)
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """Delivery ledger: a recipient that has a message must never get it twice."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (UniqueConstraint("fingerprint", "recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(index=True, max_length=64)
+    recipient: str = Field(max_length=512)
+    reply: str = Field(default="", max_length=1024)
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Correction(SQLModel, table=True):
+    """A person's correction of a verdict; the next `sluice train` learns from it."""
+
+    __tablename__ = "correction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    message_id: str = Field(default="", index=True, max_length=998)
+    fingerprint: str = Field(default="", index=True, max_length=64)
+    previous_category: str | None = Field(default=None, max_length=32)
+    category: str = Field(max_length=32)
+    corrected_by: str = Field(max_length=512)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -1,0 +1,1 @@
+"""The mail path: SMTP/LMTP listener, relay to the upstream, mailbox readers."""

@@ -1,0 +1,109 @@
+"""Command-line entry points of the gateway: `sluice gateway`, `sluice serve`, `sluice passwd`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from sluice.core.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs the gateway; all default to None so the
+    config file and SLUICE_* variables are not masked."""
+    parser.add_argument("--config", type=Path, help="TOML config file (or SLUICE_CONFIG)")
+    parser.add_argument("--listen", action="append", metavar="[lmtp://]HOST:PORT",
+                        help="listen address, repeatable (default 127.0.0.1:10025)")
+    parser.add_argument("--upstream", metavar="HOST:PORT",
+                        help="relay to this SMTP server (default: local maildirs in data dir)")
+    parser.add_argument("--data-dir", type=Path, help="state folder (default ./data)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default SQLite in the data dir)")
+    parser.add_argument("--hostname", help="name in the greeting and Received headers")
+    parser.add_argument("--allowed-network", action="append", dest="allowed_networks",
+                        metavar="CIDR", help="client networks that may relay, repeatable")
+    parser.add_argument("--tls-cert", type=Path, help="certificate for STARTTLS (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="private key for STARTTLS (PEM)")
+    parser.add_argument("--require-starttls", action="store_true", default=None)
+    parser.add_argument("--auth-users-file", type=Path,
+                        help="users allowed to AUTH (lines from `sluice passwd`)")
+    parser.add_argument("--upstream-starttls", action="store_true", default=None)
+    parser.add_argument("--upstream-user")
+    parser.add_argument("--max-message-size", type=int, metavar="BYTES")
+    parser.add_argument("--max-recipients", type=int)
+    parser.add_argument("--max-sessions", type=int)
+    parser.add_argument("--command-timeout", type=float, metavar="SECONDS")
+    parser.add_argument("--data-timeout", type=float, metavar="SECONDS")
+
+
+SETTINGS_OPTIONS = (
+    "listen", "upstream", "data_dir", "database_url", "hostname", "allowed_networks",
+    "tls_cert", "tls_key", "require_starttls", "auth_users_file", "upstream_starttls",
+    "upstream_user", "max_message_size", "max_recipients", "max_sessions", "command_timeout",
+    "data_timeout",
+)
+
+
+def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides = {name: getattr(args, name, None) for name in SETTINGS_OPTIONS}
+    overrides.update(extra)
+    return load_settings(args.config, **overrides)
+
+
+async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
+    from sluice.gateway.server import Gateway
+
+    gateway = Gateway(settings)
+    await gateway.start()
+    for spec, port in zip(gateway.specs, gateway.bound_ports, strict=True):
+        print(f"sluice gateway: {'LMTP' if spec.lmtp else 'SMTP'} on {spec.host}:{port}, "
+              f"{'upstream ' + settings.upstream if settings.upstream else 'local maildirs'}",
+              file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+
+    async def main() -> None:
+        await run_gateway(settings, _stop_event())
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    from sluice.gateway.auth import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else \
+        getpass.getpass(f"password for {args.user}: ")
+    print(f"{args.user}:{hash_password(password)}")
+    return 0
+
+
+def register(commands: Any) -> None:
+    gateway = commands.add_parser("gateway", help="run the SMTP/LMTP relay")
+    add_settings_arguments(gateway)
+    gateway.set_defaults(func=cmd_gateway)
+
+    passwd = commands.add_parser("passwd", help="print a users-file line for SMTP AUTH")
+    passwd.add_argument("user")
+    passwd.set_defaults(func=cmd_passwd)

@@ -1,0 +1,245 @@
+"""The gateway handler: admission, envelope checks, and one message through the pipeline.
+
+receive → parse → decide (hook) → relay → record → reply. The reply to the client is sent
+only after the upstream accepted the relayed copy and the facts are committed, so a 250
+always means the message is safe. Retries are idempotent through the delivery ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from sluice.core.decision import RoutingDecision
+from sluice.core.errors import StorageUnavailable
+from sluice.core.mail import Envelope as MailEnvelope
+from sluice.core.mail import Mail
+from sluice.core.parse import parse
+from sluice.core.settings import Settings
+from sluice.gateway.dsn import build_dsn
+from sluice.gateway.headers import protocol_name, received_header
+from sluice.gateway.pipeline import PipelineHook, decide, deliver_everything
+from sluice.gateway.relay import Deliverer, Outgoing
+from sluice.gateway.reply import (
+    ACCEPTED,
+    DUPLICATE,
+    LOCAL_ERROR,
+    STORAGE_UNAVAILABLE,
+    Reply,
+)
+from sluice.gateway.store import MessageFacts, OutcomeRow, Store
+
+log = logging.getLogger(__name__)
+
+NULL_SENDER = "<>"
+
+
+def fingerprint(mail_from: str, content: bytes) -> str:
+    """Identity of a message for the ledger: the same bytes from the same sender."""
+    digest = hashlib.sha256(mail_from.encode("utf-8", "surrogateescape"))
+    digest.update(b"\0")
+    digest.update(content)
+    return digest.hexdigest()
+
+
+class GatewayHandler:
+    """aiosmtpd handler object: one `handle_<VERB>` per SMTP verb, plus the message path."""
+
+    def __init__(self, settings: Settings, store: Store, deliverer: Deliverer,
+                 hook: PipelineHook = deliver_everything, *, auth_enabled: bool = False) -> None:
+        self.settings = settings
+        self.store = store
+        self.deliverer = deliverer
+        self.hook = hook
+        self.auth_enabled = auth_enabled
+        self.active_sessions = 0
+        self._networks = settings.networks
+
+    # -- admission (before the greeting) ---------------------------------------------
+
+    def in_allowed_network(self, peer: Any) -> bool:
+        try:
+            address = ipaddress.ip_address(peer[0] if isinstance(peer, tuple) else peer)
+        except (ValueError, TypeError, IndexError):
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in net for net in self._networks)
+
+    def admit(self, peer: Any) -> str | None:
+        """None to admit the client, or the reply that refuses it."""
+        if self.active_sessions >= self.settings.max_sessions:
+            return "421 4.7.0 Too many connections, try again later"
+        if not self.auth_enabled and not self.in_allowed_network(peer):
+            return "554 5.7.1 Access denied: relaying not permitted from your address"
+        self.active_sessions += 1
+        return None
+
+    def release(self) -> None:
+        self.active_sessions -= 1
+
+    # -- envelope ------------------------------------------------------------------------
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        if not self.in_allowed_network(session.peer) and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address  # "<>" stays "<>" here: aiosmtpd treats "" as no MAIL
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address == NULL_SENDER or "@" not in address:
+            return "553 5.1.3 Recipient address must be user@domain"
+        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("SMTP session error", exc_info=error)
+        return "451 4.3.0 Local error, try again later"
+
+    # -- the message ---------------------------------------------------------------------
+
+    async def handle_message(self, server: SMTP, session: Session, envelope: Envelope,
+                             content: bytes) -> list[str]:
+        """Returns one reply per envelope recipient (LMTP); SMTP uses the first only."""
+        rcpts = tuple(envelope.rcpt_tos)
+        mail_from = "" if envelope.mail_from == NULL_SENDER else str(envelope.mail_from)
+        print_ = fingerprint(mail_from, content)
+        mail_envelope = MailEnvelope(mail_from, rcpts, tuple(envelope.mail_options),
+                                     bool(envelope.smtp_utf8))
+        mail = _parse_safely(content, mail_envelope)
+        decision = await decide(self.hook, mail, rcpts)
+        try:
+            already = await self.store.delivered(print_)
+        except StorageUnavailable:
+            return [str(STORAGE_UNAVAILABLE)] * len(rcpts)
+
+        keep = [r for r in rcpts if decision.for_recipient(r).keeps_mail and r not in already]
+        keep = list(dict.fromkeys(keep))  # a recipient named twice gets one copy
+        replies: dict[str, Reply] = {r: DUPLICATE for r in rcpts if r in already}
+        if keep:
+            trace = received_header(
+                helo=session.host_name or "", peer_ip=str(session.peer[0]) if session.peer else "",
+                hostname=self.settings.hostname,
+                protocol=protocol_name(lmtp=getattr(server, "lmtp", False),
+                                       tls=session.ssl is not None,
+                                       authenticated=bool(session.authenticated),
+                                       extended=bool(session.extended_smtp)),
+                queue_id=print_[:16], recipients=tuple(keep),
+            )
+            relayed = await self.deliverer.deliver(Outgoing(
+                mail_from=mail_from, recipients=tuple(keep), content=trace + content,
+                smtp_utf8=bool(envelope.smtp_utf8),
+                eight_bit=any(o.upper() == "BODY=8BITMIME" for o in envelope.mail_options),
+            ))
+            replies.update(relayed)
+        for r in rcpts:
+            replies.setdefault(r, ACCEPTED)  # diverted recipients (later issues): handled
+
+        is_lmtp = bool(getattr(server, "lmtp", False))
+        dsn_reply = None
+        if not is_lmtp:
+            dsn_reply = await self._notify_partial_failure(mail_from, content, rcpts, replies)
+        try:
+            await self.store.record(self._facts(print_, mail, mail_envelope, decision, replies,
+                                                already, getattr(server, "lmtp", False)))
+        except StorageUnavailable:
+            # The upstream has the message: answering 4xx now would make the client send
+            # it again. The facts are lost, the mail is not.
+            log.error("could not record message %s after relaying it", print_[:16])
+        if self.settings.fault_pause_before_reply:
+            await asyncio.sleep(self.settings.fault_pause_before_reply)
+        if is_lmtp:
+            return [str(replies[r]) for r in rcpts]
+        return [str(dsn_reply or _combine(replies))] * len(rcpts)
+
+    async def _notify_partial_failure(self, mail_from: str, content: bytes,
+                                      rcpts: tuple[str, ...],
+                                      replies: dict[str, Reply]) -> Reply | None:
+        """SMTP only: some accepted, some refused for good, none deferred → DSN, then 250."""
+        failed = {r: replies[r] for r in rcpts if replies[r].permanent}
+        if not failed or len(failed) == len(set(rcpts)) or any(replies[r].temporary
+                                                                for r in rcpts):
+            return None
+        if not mail_from:
+            return ACCEPTED  # never bounce a bounce
+        dsn = build_dsn(hostname=self.settings.hostname, sender=mail_from, original=content,
+                        failed=failed)
+        sent = await self.deliverer.deliver(Outgoing("", (mail_from,), dsn))
+        reply = sent.get(mail_from, LOCAL_ERROR)
+        if reply.ok or reply.permanent:
+            return ACCEPTED  # a DSN the sender's side refuses is dropped, as MTAs do
+        return Reply(451, "4.3.0 Could not report refused recipients, try again later")
+
+    def _facts(self, print_: str, mail: Mail | None, envelope: MailEnvelope,
+               decision: RoutingDecision, replies: dict[str, Reply], already: dict[str, str],
+               lmtp: bool) -> MessageFacts:
+        outcomes = []
+        for r in dict.fromkeys(envelope.rcpt_tos):
+            action = decision.for_recipient(r)
+            reply = replies[r]
+            status = ("duplicate" if r in already else "delivered" if reply.ok
+                      else "deferred" if reply.temporary else "rejected")
+            outcomes.append(OutcomeRow(r, action.action, status, str(reply), action.rule,
+                                       action.destination))
+        delivered = tuple((o.recipient, o.reply) for o in outcomes if o.status == "delivered")
+        verdict = decision.verdict
+        message: dict[str, Any] = {
+            "fingerprint": print_,
+            "source": "lmtp" if lmtp else "smtp",
+            "mail_from": envelope.mail_from,
+            "rcpt_count": len(envelope.rcpt_tos),
+            "size": len(mail.raw) if mail else 0,
+            "category": verdict.category if verdict else None,
+            "confidence": verdict.confidence if verdict else None,
+            "reasons": "\n".join(verdict.reasons) if verdict else None,
+            "model_version": verdict.model_version if verdict else None,
+        }
+        if mail is not None:
+            message.update(
+                message_id=mail.message_id[:998],
+                header_from=mail.from_addr[:512],
+                subject=mail.subject,
+                to_count=len(mail.to),
+                cc_count=len(mail.cc),
+                attachment_count=len(mail.attachments),
+                attachment_bytes=sum(a.size for a in mail.attachments),
+                in_reply_to=mail.thread.in_reply_to[:998],
+                references=" ".join(mail.thread.references),
+                thread_subject=mail.thread.normalized_subject,
+                reply_depth=mail.thread.reply_depth,
+                defects=",".join(mail.defects),
+            )
+        return MessageFacts(message=message, outcomes=tuple(outcomes), delivered=delivered)
+
+
+def _parse_safely(content: bytes, envelope: MailEnvelope) -> Mail | None:
+    try:
+        return parse(content, envelope)
+    except Exception:
+        log.exception("could not parse message; relaying it unchanged")
+        return None
+
+
+def _combine(replies: dict[str, Reply]) -> Reply:
+    """One SMTP reply for the whole transaction."""
+    values = list(replies.values())
+    if all(r.ok for r in values):
+        return ACCEPTED
+    for r in values:
+        if r.temporary:
+            return r
+    for r in values:
+        if r.permanent and not any(v.ok for v in values):
+            return r
+    return ACCEPTED

@@ -1,0 +1,177 @@
+"""The SMTP and LMTP protocol engines: aiosmtpd with the gaps of a protocol library closed.
+
+aiosmtpd is a protocol engine, not an MTA. This module adds what a mail gateway needs:
+- a session cap and a client-network check before the greeting (421 / 554);
+- its own DATA reader: any line length, stray bare CR/LF normalised to CRLF, only the strict
+  <CRLF>.<CRLF> ends the data (so no smuggling sequence yields a second message), the size
+  limit answered with 552 after the data, and a deadline that grows as bytes arrive so a
+  large message on a slow link completes while a slowloris client does not hold a session;
+- one reply per recipient after DATA in LMTP;
+- any exception answered with 451 4.3.0 and no internal detail (aiosmtpd's default is a 500
+  that makes senders bounce good mail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+
+from sluice.core.parse import normalize_line_endings
+
+if TYPE_CHECKING:
+    from sluice.gateway.handler import GatewayHandler
+
+log = logging.getLogger(__name__)
+
+#: Read buffer limit; longer lines are read in pieces, never refused.
+READ_LIMIT = 64 * 1024
+#: How often (seconds) the DATA deadline timer is re-armed while bytes arrive.
+DEADLINE_RECHECK = 1.0
+
+
+class DataTooLarge(Exception):
+    pass
+
+
+class _GatewayProtocol(SMTP):
+    """Behaviour shared by the SMTP and LMTP listeners."""
+
+    line_length_limit = READ_LIMIT
+    lmtp = False
+    event_handler: GatewayHandler
+
+    def __init__(self, handler: GatewayHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._admitted = False
+
+    # -- admission ------------------------------------------------------------------
+
+    async def _handle_client(self) -> None:
+        assert self.session is not None
+        refusal = self.event_handler.admit(self.session.peer)
+        if refusal is not None:
+            log.info("%r refused: %s", self.session.peer, refusal)
+            await self.push(refusal)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._admitted = True
+        await super()._handle_client()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._admitted:
+            self._admitted = False
+            self.event_handler.release()
+        super().connection_lost(error)
+
+    # -- DATA -------------------------------------------------------------------------
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content = await self._read_data()
+        except DataTooLarge:
+            self._set_post_data_state()
+            await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
+            return
+        settings = self.event_handler.settings
+        # The relay may take as long as the upstream is allowed to; do not time the client out.
+        self._reset_timeout(settings.upstream_timeout + settings.upstream_connect_timeout + 60)
+        rcpts = list(self.envelope.rcpt_tos)
+        try:
+            replies = await self.event_handler.handle_message(self, self.session, self.envelope,
+                                                              content)
+        except Exception:
+            log.exception("message handling failed")
+            replies = ["451 4.3.0 Local error, try again later"] * len(rcpts)
+        self._set_post_data_state()
+        self._reset_timeout()
+        if self.lmtp:
+            await self.push("\r\n".join(replies))
+        else:
+            await self.push(replies[0])
+
+    async def _read_data(self) -> bytes:
+        """Read until the strict <CRLF>.<CRLF>; returns content with CRLF line ends.
+
+        A line is anything ended by LF, and its leading dot is removed (RFC 5321 4.5.2; clients
+        such as smtplib stuff dots after bare LF too). Only a line that is exactly ".\r\n"
+        after a line that ended in CRLF ends the data.
+        """
+        settings = self.event_handler.settings
+        limit = settings.max_message_size
+        started = last_arm = time.monotonic()
+        self._reset_timeout(min(settings.data_timeout, settings.data_idle_timeout))
+        lines: list[bytes] = []
+        received = 0
+        too_large = False
+        prev_crlf = True  # start of data counts as after a CRLF
+        fragments: list[bytes] = []
+        reader = self._reader
+        while True:
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError as exc:
+                fragments.append(await reader.read(exc.consumed))
+                received += exc.consumed
+                continue
+            except asyncio.IncompleteReadError as exc:
+                # Client went away before the end of data: nothing was accepted.
+                raise ConnectionResetError("connection closed during DATA") from exc
+            if fragments:
+                fragments.append(line)
+                line = b"".join(fragments)
+                fragments = []
+            if prev_crlf and line == b".\r\n":
+                break
+            received += len(line)
+            if received > limit:
+                too_large = True
+                lines.clear()
+            elif not too_large:
+                lines.append(line[1:] if line[:1] == b"." else line)
+            prev_crlf = line.endswith(b"\r\n")
+            now = time.monotonic()
+            if now - last_arm >= DEADLINE_RECHECK:
+                last_arm = now
+                deadline = started + settings.data_timeout + received / settings.data_min_rate
+                remaining = deadline - now
+                if remaining <= 0:
+                    log.info("%r DATA deadline passed", self.session and self.session.peer)
+                    await self.push("421 4.4.2 Data transfer too slow, closing connection")
+                    if self.transport is not None:
+                        self.transport.close()
+                    raise ConnectionResetError("DATA deadline passed")
+                self._reset_timeout(min(remaining, settings.data_idle_timeout))
+        if too_large:
+            raise DataTooLarge()
+        return normalize_line_endings(b"".join(lines))
+
+    def _timeout_cb(self) -> None:
+        if self.transport is not None:
+            self.transport.write(b"421 4.4.2 Timeout, closing connection\r\n")
+        super()._timeout_cb()
+
+
+class GatewaySMTP(_GatewayProtocol):
+    pass
+
+
+class GatewayLMTP(_GatewayProtocol, LMTP):
+    lmtp = True

@@ -1,0 +1,261 @@
+"""relay: hand the message to the next hop and report each recipient's reply.
+
+Two next hops: an upstream SMTP server (smarthost or Postfix's re-injection port), or,
+with no upstream configured, a local maildir per recipient under the data dir.
+Outbound line endings are normalised and dots stuffed by aiosmtplib, so no end-of-data
+sequence in the content can reach the upstream as a second message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import re
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from sluice.gateway.reply import UPSTREAM_UNAVAILABLE, Reply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One relay job: the envelope to use upstream and the bytes to send."""
+
+    mail_from: str  # "" for the null sender
+    recipients: tuple[str, ...]
+    content: bytes
+    smtp_utf8: bool = False
+    eight_bit: bool = False
+
+
+class Deliverer(Protocol):
+    async def deliver(self, job: Outgoing) -> dict[str, Reply]:
+        """Deliver to every recipient; never raises, every recipient gets a reply."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _all(recipients: Sequence[str], reply: Reply) -> dict[str, Reply]:
+    return dict.fromkeys(recipients, reply)
+
+
+def _reply(code: int, message: str) -> Reply:
+    return Reply(code, message)
+
+
+class UpstreamRelay:
+    """SMTP client towards the upstream with a small pool of kept-open connections."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        local_hostname: str,
+        starttls: bool = False,
+        tls_verify: bool = True,
+        ca_file: Path | None = None,
+        username: str = "",
+        password: str = "",
+        connect_timeout: float = 30.0,
+        timeout: float = 300.0,
+        pool_size: int = 20,
+        idle_seconds: float = 30.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.local_hostname = local_hostname
+        self.starttls = starttls
+        self.tls_context: ssl.SSLContext | None = None
+        if starttls:
+            ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+            if not tls_verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self.tls_context = ctx
+        self.username, self.password = username, password
+        self.connect_timeout, self.timeout = connect_timeout, timeout
+        self.pool_size, self.idle_seconds = pool_size, idle_seconds
+        self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            local_hostname=self.local_hostname,
+            timeout=self.timeout,
+            start_tls=False,
+            use_tls=False,
+        )
+        await client.connect(timeout=self.connect_timeout)
+        if self.starttls:
+            await client.starttls(tls_context=self.tls_context)
+        if self.username:
+            await client.login(self.username, self.password)
+        return client
+
+    async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
+        """A connection and whether it came from the pool (and so may be stale)."""
+        now = time.monotonic()
+        while self._idle:
+            since, client = self._idle.pop()
+            if client.is_connected and now - since < self.idle_seconds:
+                return client, True
+            client.close()
+        return await self._connect(), False
+
+    def _checkin(self, client: aiosmtplib.SMTP) -> None:
+        if client.is_connected and len(self._idle) < self.pool_size:
+            self._idle.append((time.monotonic(), client))
+        else:
+            client.close()
+
+    async def deliver(self, job: Outgoing) -> dict[str, Reply]:
+        for attempt in (1, 2):
+            try:
+                client, pooled = await self._checkout()
+            except (TimeoutError, OSError, aiosmtplib.SMTPException) as exc:
+                log.warning("upstream %s:%s unreachable: %s", self.host, self.port, exc)
+                return _all(job.recipients, UPSTREAM_UNAVAILABLE)
+            try:
+                replies, reusable = await self._transaction(client, job)
+            except _StaleConnection:
+                client.close()
+                if pooled and attempt == 1:
+                    continue  # nothing was sent yet: a fresh connection is safe
+                return _all(job.recipients, UPSTREAM_UNAVAILABLE)
+            if reusable:
+                self._checkin(client)
+            else:
+                client.close()
+            return replies
+        return _all(job.recipients, UPSTREAM_UNAVAILABLE)  # pragma: no cover
+
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, job: Outgoing
+    ) -> tuple[dict[str, Reply], bool]:
+        options = []
+        if job.eight_bit and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if job.smtp_utf8:
+            if not client.supports_extension("smtputf8"):
+                return _all(job.recipients, Reply(553, "5.6.7 Upstream does not support "
+                                                        "SMTPUTF8")), True
+            options.append("SMTPUTF8")
+        if client.supports_extension("size"):
+            options.append(f"SIZE={len(job.content)}")
+        try:
+            await client.mail(job.mail_from, options=options)
+        except aiosmtplib.SMTPSenderRefused as exc:
+            await _rset(client)
+            return _all(job.recipients, _reply(exc.code, exc.message)), client.is_connected
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            raise _StaleConnection from exc
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+            return _all(job.recipients, UPSTREAM_UNAVAILABLE), False
+        replies: dict[str, Reply] = {}
+        accepted: list[str] = []
+        try:
+            for rcpt in job.recipients:
+                try:
+                    response = await client.rcpt(rcpt)
+                    accepted.append(rcpt)
+                    replies[rcpt] = _reply(response.code, response.message)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    replies[rcpt] = _reply(exc.code, exc.message)
+            if not accepted:
+                await _rset(client)
+                return replies, client.is_connected
+            try:
+                response = await client.data(job.content)
+            except aiosmtplib.SMTPDataError as exc:
+                await _rset(client)
+                return {**replies, **_all(accepted, _reply(exc.code, exc.message))}, \
+                    client.is_connected
+            return {**replies, **_all(accepted, _reply(response.code, response.message))}, True
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            # Connection lost mid-transaction: nothing is known to be accepted.
+            log.warning("upstream transaction failed: %s", exc)
+            return _all(job.recipients, UPSTREAM_UNAVAILABLE), False
+
+    async def close(self) -> None:
+        while self._idle:
+            _, client = self._idle.pop()
+            try:
+                await asyncio.wait_for(client.quit(), timeout=2)
+            except Exception:
+                client.close()
+
+
+class _StaleConnection(Exception):
+    """A pooled connection was closed by the upstream before anything was sent."""
+
+
+async def _rset(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.rset()
+    except Exception:
+        client.close()
+
+
+_UNSAFE = re.compile(r"[^a-z0-9._+@=-]")
+
+
+def mailbox_name(address: str) -> str:
+    """A recipient address as a safe directory name (no path separators, no leading dot)."""
+    name = _UNSAFE.sub("_", address.lower()).lstrip(".")
+    return name or "_"
+
+
+class MaildirDelivery:
+    """Delivers to data_dir/mailboxes/<recipient>/new, durably (fsync, then rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._sequence = itertools.count(1)  # next() is atomic under the GIL
+
+    async def deliver(self, job: Outgoing) -> dict[str, Reply]:
+        return await asyncio.to_thread(self._deliver_sync, job)
+
+    def _deliver_sync(self, job: Outgoing) -> dict[str, Reply]:
+        replies: dict[str, Reply] = {}
+        for rcpt in job.recipients:
+            try:
+                name = self._write(mailbox_name(rcpt), job.content)
+                replies[rcpt] = Reply(250, f"2.0.0 delivered to maildir as {name}")
+            except OSError as exc:
+                log.error("maildir delivery to %s failed: %s", rcpt, exc)
+                replies[rcpt] = Reply(451, "4.3.0 Mailbox unavailable, try again later")
+        return replies
+
+    def _write(self, mailbox: str, content: bytes) -> str:
+        box = self.root / mailbox
+        for sub in ("tmp", "new", "cur"):
+            (box / sub).mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}.P{os.getpid()}Q{next(self._sequence)}.{socket.gethostname()}"
+        tmp = box / "tmp" / name
+        with open(tmp, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(tmp, box / "new" / name)
+        dir_fd = os.open(box / "new", os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return name
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,150 @@
+"""Start and stop the gateway's listeners; wire store, relay, hook and handler together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from sluice.core.db import init_schema, make_engine
+from sluice.core.errors import ConfigError
+from sluice.core.settings import Settings
+from sluice.gateway.auth import Authenticator, load_users
+from sluice.gateway.handler import GatewayHandler
+from sluice.gateway.pipeline import PipelineHook, deliver_everything
+from sluice.gateway.protocol import GatewayLMTP, GatewaySMTP
+from sluice.gateway.relay import Deliverer, MaildirDelivery, UpstreamRelay
+from sluice.gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+#: How often old ledger entries are pruned.
+LEDGER_PRUNE_INTERVAL = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSpec:
+    host: str
+    port: int
+    lmtp: bool
+
+    def __str__(self) -> str:
+        return f"{'lmtp' if self.lmtp else 'smtp'}://{self.host}:{self.port}"
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"expected HOST:PORT, got {text!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def parse_listen(text: str) -> ListenSpec:
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "smtp", text
+    if scheme not in ("smtp", "lmtp"):
+        raise ConfigError(f"listen scheme must be smtp:// or lmtp://, got {scheme!r}")
+    host, port = parse_hostport(rest)
+    return ListenSpec(host, port, scheme == "lmtp")
+
+
+def make_deliverer(settings: Settings) -> Deliverer:
+    if not settings.upstream:
+        return MaildirDelivery(settings.data_dir / "mailboxes")
+    host, port = parse_hostport(settings.upstream)
+    return UpstreamRelay(
+        host, port, local_hostname=settings.hostname, starttls=settings.upstream_starttls,
+        tls_verify=settings.upstream_tls_verify, ca_file=settings.upstream_ca_file,
+        username=settings.upstream_user, password=settings.upstream_password,
+        connect_timeout=settings.upstream_connect_timeout, timeout=settings.upstream_timeout,
+        pool_size=settings.upstream_pool_size, idle_seconds=settings.upstream_idle_seconds,
+    )
+
+
+def _tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load TLS certificate {cert} / key {key}: {exc}") from exc
+    return context
+
+
+class Gateway:
+    """The running gateway: listeners, the store's writer thread and the relay pool."""
+
+    def __init__(self, settings: Settings, hook: PipelineHook = deliver_everything) -> None:
+        self.settings = settings
+        self.specs = [parse_listen(item) for item in settings.listen]
+        self.engine = make_engine(settings)
+        init_schema(self.engine)
+        self.store = Store(self.engine)
+        self.deliverer = make_deliverer(settings)
+        users = load_users(settings.auth_users_file) if settings.auth_users_file else {}
+        self.authenticator = Authenticator(users) if users else None
+        self.tls_context = (_tls_context(settings.tls_cert, settings.tls_key)
+                            if settings.tls_cert and settings.tls_key else None)
+        if self.authenticator and not self.tls_context:
+            raise ConfigError("AUTH needs STARTTLS: set tls_cert and tls_key")
+        self.handler = GatewayHandler(settings, self.store, self.deliverer, hook,
+                                      auth_enabled=self.authenticator is not None)
+        self.servers: list[asyncio.base_events.Server] = []
+        self._prune_task: asyncio.Task[None] | None = None
+
+    def _protocol(self, spec: ListenSpec) -> GatewaySMTP:
+        cls = GatewayLMTP if spec.lmtp else GatewaySMTP
+        return cls(
+            self.handler,
+            data_size_limit=self.settings.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=self.settings.hostname,
+            ident="Sluice",
+            tls_context=self.tls_context,
+            require_starttls=self.settings.require_starttls,
+            timeout=self.settings.command_timeout,
+            auth_required=False,
+            auth_require_tls=True,
+            authenticator=self.authenticator,
+            loop=asyncio.get_running_loop(),
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for spec in self.specs:
+            server = await loop.create_server(partial(self._protocol, spec), spec.host,
+                                              spec.port, reuse_address=True)
+            self.servers.append(server)
+            log.info("listening on %s", spec)
+        self._prune_task = asyncio.create_task(self._prune_ledger())
+
+    @property
+    def bound_ports(self) -> list[int]:
+        return [s.sockets[0].getsockname()[1] for s in self.servers if s.sockets]
+
+    async def _prune_ledger(self) -> None:
+        from datetime import timedelta
+
+        while True:
+            try:
+                await self.store.prune_ledger(timedelta(days=self.settings.ledger_retention_days))
+            except Exception:
+                log.exception("ledger pruning failed")
+            await asyncio.sleep(LEDGER_PRUNE_INTERVAL)
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            await server.wait_closed()
+        if self._prune_task:
+            self._prune_task.cancel()
+        await self.deliverer.close()
+        self.store.close()
+        self.engine.dispose()

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import GatewayThread, SmtpSink, gateway_settings
+
+StartGateway = Callable[..., GatewayThread]
+
+
+@pytest.fixture()
+def start_gateway(tmp_path: Path) -> Iterator[StartGateway]:
+    """Start an in-process gateway with settings overrides; stopped after the test."""
+    started: list[GatewayThread] = []
+
+    def start(hook: Any = None, **overrides: Any) -> GatewayThread:
+        settings = gateway_settings(tmp_path, **overrides)
+        gw = GatewayThread(settings, hook) if hook else GatewayThread(settings)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture()
+def relay(start_gateway: StartGateway, clean_sink: SmtpSink) -> GatewayThread:
+    """A gateway relaying to the session's smtp-sink."""
+    return start_gateway(upstream=clean_sink.address)
