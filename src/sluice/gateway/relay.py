@@ -52,7 +52,9 @@ def _all(recipients: Sequence[str], reply: Reply) -> dict[str, Reply]:
 
 
 def _reply(code: int, message: str) -> Reply:
-    return Reply(code, message)
+    """The upstream's reply as the client will see it: any 4xx becomes 451 (the client
+    retries later whatever the upstream's reason), 2xx and 5xx pass unchanged."""
+    return Reply(451 if 400 <= code < 500 else code, message)
 
 
 class UpstreamRelay:
