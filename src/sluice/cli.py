@@ -20,6 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     from sluice.gateway import commands as gateway_commands
 
     gateway_commands.register(commands)
+    from sluice import serve
+    from sluice.demo import commands as demo_commands
+
+    serve.register(commands)
+    demo_commands.register(commands)
     return parser
 
 

@@ -59,8 +59,9 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
 
 async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
     from sluice.gateway.server import Gateway
+    from sluice.gateway.wiring import default_hook
 
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, default_hook(settings))
     await gateway.start()
     for spec, port in zip(gateway.specs, gateway.bound_ports, strict=True):
         print(f"sluice gateway: {'LMTP' if spec.lmtp else 'SMTP'} on {spec.host}:{port}, "
@@ -72,7 +73,7 @@ async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
         await gateway.stop()
 
 
-def _stop_event() -> asyncio.Event:
+def stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -84,7 +85,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
 
     async def main() -> None:
-        await run_gateway(settings, _stop_event())
+        await run_gateway(settings, stop_event())
 
     asyncio.run(main())
     return 0
