@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
 from sluice import __version__
 from sluice.api import queries
+from sluice.api.deps import EngineDep
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -20,11 +21,6 @@ def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="Sluice", version=__version__,
                   description="Mail that need not be mail, moved to one shared place.")
     app.state.engine = engine
-
-    def get_engine(request: Request) -> Engine:
-        return request.app.state.engine  # type: ignore[no-any-return]
-
-    EngineDep = Annotated[Engine, Depends(get_engine)]
 
     @app.get("/healthz")
     def health(engine: EngineDep) -> dict[str, Any]:
