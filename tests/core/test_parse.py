@@ -1,0 +1,85 @@
+"""parse: facts come out right, broken input never raises, raw bytes are kept."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluice.core.parse import normalize_line_endings, normalize_subject, parse
+from tests.servers import iter_corpus_messages
+
+MIXED = (
+    b"From: =?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <JM@Example.com>\r\n"
+    b"To: a@example.com, B <b@example.com>\r\nCc: c@example.com\r\n"
+    b"Subject: RE: AW: [sales] Fwd: Price list\r\nMessage-ID: <m1@example.com>\r\n"
+    b"In-Reply-To: <p@example.com>\r\nReferences: <r@example.com> <p@example.com>\r\n"
+    b"List-Id: Sales <sales.example.com>\r\nPrecedence: bulk\r\n"
+    b"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+    b"--outer\r\nContent-Type: multipart/related; boundary=inner\r\n\r\n"
+    b"--inner\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    b"<p>Hello <b>team</b></p><script>alert(1)</script><img src=cid:logo>\r\n"
+    b"--inner\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\n"
+    b"Content-Disposition: inline\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n"
+    b"--inner--\r\n"
+    b"--outer\r\nContent-Type: application/pdf; name=prices.pdf\r\n"
+    b"Content-Disposition: attachment; filename=prices.pdf\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+    b"--outer\r\nContent-Type: text/calendar; method=REQUEST; charset=utf-8\r\n\r\n"
+    b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nSUMMARY:Review\r\n"
+    b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    b"--outer--\r\n"
+)
+
+
+def test_headers_thread_keys_and_parts() -> None:
+    mail = parse(MIXED)
+    assert mail.raw is MIXED
+    assert (mail.from_name, mail.from_addr) == ("Jürgen Müller", "jm@example.com")
+    assert mail.to == ("a@example.com", "b@example.com")
+    assert mail.cc == ("c@example.com",)
+    assert mail.thread.normalized_subject == "price list"
+    assert mail.thread.in_reply_to == "<p@example.com>"
+    assert mail.thread.references == ("<r@example.com>", "<p@example.com>")
+    assert mail.thread.reply_depth == 2
+    assert (mail.list_id, mail.precedence, mail.auto_submitted) == (
+        "Sales <sales.example.com>", "bulk", "auto-generated")
+    assert [(a.filename, a.content_type, a.size) for a in mail.attachments] == [
+        ("prices.pdf", "application/pdf", 9)]
+    assert mail.inline_images == 1  # the logo is not an attachment
+    assert mail.text == "Hello team"  # HTML turned into text, script dropped
+    assert [c.method for c in mail.calendar] == ["REQUEST"]
+
+
+@pytest.mark.parametrize(("subject", "expected"), [
+    ("Re: Re: hello", "hello"), ("AW: WG: Angebot", "angebot"), ("[list] Re:  Status ", "status"),
+    ("Fwd: RE[2]: numbers", "numbers"), ("Plain", "plain"), ("", ""),
+])
+def test_normalize_subject(subject: str, expected: str) -> None:
+    assert normalize_subject(subject) == expected
+
+
+def test_line_endings() -> None:
+    assert normalize_line_endings(b"a\r\nb\nc\rd\r\n") == b"a\r\nb\r\nc\r\nd\r\n"
+    canonical = b"a\r\nb\r\n"
+    assert normalize_line_endings(canonical) is canonical
+
+
+def test_real_corpus_messages_parse() -> None:
+    for path in iter_corpus_messages(300):
+        mail = parse(path.read_bytes())
+        assert mail.raw
+        assert isinstance(mail.text, str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=4000))
+def test_parse_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    parse(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=len(MIXED) - 1), st.binary(min_size=1, max_size=20))
+def test_parse_never_raises_on_mutated_mime(position: int, junk: bytes) -> None:
+    parse(MIXED[:position] + junk + MIXED[position:])
