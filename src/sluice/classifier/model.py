@@ -1,0 +1,84 @@
+"""classify: Mail -> Verdict, with a calibrated confidence and the reasons behind it.
+
+The gateway loads one `Classifier` at start-up and calls `classify` for every message,
+from many threads at once: after loading, nothing in here is mutated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from sluice.classifier import persist
+from sluice.classifier.features import Row, to_matrix, to_row
+from sluice.classifier.reasons import MAX_REASONS, describe
+from sluice.classifier.scoring import LinearScorer, softmax
+from sluice.core.mail import Mail
+from sluice.core.verdict import Verdict
+
+#: The model shipped with Sluice, trained on the labeled corpus (see docs/classifier.md).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "model" / "default.skops"
+_DIRECT = "direct"
+
+
+class Classifier:
+    """A trained model ready to classify; cheap to call, safe to share between threads."""
+
+    def __init__(self, bundle: persist.ModelBundle) -> None:
+        self.bundle = bundle
+        self.version = bundle.version
+        self._scorer = LinearScorer(bundle.pipeline)
+        self.classes = self._scorer.classes
+        self._direct = self.classes.index(_DIRECT) if _DIRECT in self.classes else -1
+
+    @classmethod
+    def load(cls, path: Path | str) -> Classifier:
+        """Load a model file (skops, trusted types only; see `persist`)."""
+        return cls(persist.load(Path(path)))
+
+    @classmethod
+    def load_default(cls) -> Classifier:
+        return cls.load(DEFAULT_MODEL)
+
+    def classify(self, mail: Mail) -> Verdict:
+        return self.verdict(to_row(mail))
+
+    def classify_many(self, mails: Iterable[Mail]) -> list[Verdict]:
+        return [self.classify(mail) for mail in mails]
+
+    def verdict(self, row: Row) -> Verdict:
+        indices, values = self._scorer.vector(row)
+        proba = softmax(self._scorer.logits(indices, values))
+        chosen = self.choose(proba)
+        pushes = self._scorer.pushes(indices, values, chosen)
+        reasons: list[str] = []
+        for position in np.argsort(-pushes, kind="stable"):
+            if pushes[position] <= 0 or len(reasons) >= MAX_REASONS:
+                break
+            column, name = self._scorer.feature(int(indices[position]))
+            sentence = describe(column, name, row)
+            if sentence not in reasons:
+                reasons.append(sentence)
+        return Verdict(
+            category=self.classes[chosen],
+            confidence=round(float(proba[chosen]), 4),
+            reasons=tuple(reasons),
+            model_version=self.version,
+        )
+
+    def choose(self, proba: np.ndarray) -> int:
+        """Most probable class, except that enough doubt towards `direct` keeps it direct."""
+        floor = self.bundle.direct_floor
+        if self._direct >= 0 and 0.0 < floor <= proba[self._direct]:
+            return self._direct
+        return int(np.argmax(proba))
+
+    def predict_proba(self, rows: list[Row]) -> np.ndarray:
+        """Class probabilities for many rows at once (columns in `self.classes` order)."""
+        result: np.ndarray = self.bundle.pipeline.predict_proba(to_matrix(rows))
+        return result
+
+    def predict(self, rows: list[Row]) -> list[str]:
+        return [self.classes[self.choose(p)] for p in self.predict_proba(rows)]
