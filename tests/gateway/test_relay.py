@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -154,3 +155,16 @@ def test_facts_are_recorded_without_body(relay: GatewayThread, clean_sink: SmtpS
                     for line in db.iterdump() if table in line).decode() if False else \
         "\n".join(db.iterdump())
     assert "secret body text" not in dump
+
+
+def test_non_ascii_address_without_smtputf8_gets_a_clear_refusal(relay: GatewayThread) -> None:
+    from tests.gateway.test_limits import read_reply
+
+    with socket.create_connection(("127.0.0.1", relay.port)) as sock:
+        read_reply(sock)
+        replies = []
+        for command in ("EHLO c.test", "MAIL FROM:<jürgen@example.com>",
+                        "MAIL FROM:<a@example.com>", "RCPT TO:<zoë@example.com>"):
+            sock.sendall(command.encode() + b"\r\n")
+            replies.append(read_reply(sock)[:9])
+    assert replies[1:] == [b"553 5.6.7", b"250 2.1.0", b"553 5.6.7"]

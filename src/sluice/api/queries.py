@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlalchemy import Engine
+from sqlmodel import Session, col, func, select
 
 from sluice.core.tables import MessageRecord, RecipientOutcome
 
@@ -40,20 +40,19 @@ def recent_messages(engine: Engine, limit: int = 50) -> list[MessageView]:
     limit = max(1, min(limit, MAX_PAGE))
     with Session(engine) as session:
         rows = session.exec(
-            select(MessageRecord).order_by(MessageRecord.id.desc()).limit(limit)  # type: ignore[union-attr]
+            select(MessageRecord).order_by(col(MessageRecord.id).desc()).limit(limit)
         ).all()
-        ids = [r[0].id for r in rows]
+        ids = [m.id for m in rows if m.id is not None]
         outcomes: dict[int, list[OutcomeView]] = {}
-        if ids:
-            for (o,) in session.exec(
-                select(RecipientOutcome).where(RecipientOutcome.message_pk.in_(ids))  # type: ignore[attr-defined]
-            ).all():
-                outcomes.setdefault(o.message_pk, []).append(
-                    OutcomeView(o.recipient, o.action, o.status, o.reply, o.rule))
+        for o in session.exec(
+            select(RecipientOutcome).where(col(RecipientOutcome.message_pk).in_(ids))
+        ).all():
+            outcomes.setdefault(o.message_pk, []).append(
+                OutcomeView(o.recipient, o.action, o.status, o.reply, o.rule))
         return [
             MessageView(m.id or 0, m.received_at, m.message_id, m.mail_from, m.subject, m.size,
                         m.category, m.confidence, tuple(outcomes.get(m.id or 0, ())))
-            for (m,) in rows
+            for m in rows
         ]
 
 
@@ -61,7 +60,8 @@ def status_counts(engine: Engine) -> dict[str, int]:
     """Recipient outcomes by status (delivered, rejected, deferred, duplicate...)."""
     with Session(engine) as session:
         rows = session.exec(
-            select(RecipientOutcome.status, func.count()).group_by(RecipientOutcome.status)
+            select(col(RecipientOutcome.status), func.count()).group_by(
+                col(RecipientOutcome.status))
         ).all()
     return {status: count for status, count in rows}
 
@@ -70,9 +70,9 @@ def inbox_counts(engine: Engine) -> dict[str, int]:
     """Messages delivered per recipient, busiest first."""
     with Session(engine) as session:
         rows = session.exec(
-            select(RecipientOutcome.recipient, func.count())
-            .where(RecipientOutcome.status == "delivered")
-            .group_by(RecipientOutcome.recipient)
+            select(col(RecipientOutcome.recipient), func.count())
+            .where(col(RecipientOutcome.status) == "delivered")
+            .group_by(col(RecipientOutcome.recipient))
             .order_by(func.count().desc())
         ).all()
     return {recipient: count for recipient, count in rows}
@@ -80,4 +80,4 @@ def inbox_counts(engine: Engine) -> dict[str, int]:
 
 def message_count(engine: Engine) -> int:
     with Session(engine) as session:
-        return int(session.exec(select(func.count()).select_from(MessageRecord)).one()[0])
+        return int(session.exec(select(func.count()).select_from(MessageRecord)).one())

@@ -89,6 +89,8 @@ class GatewayHandler:
                           address: str, mail_options: list[str]) -> str:
         if not self.in_allowed_network(session.peer) and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        if not address.isascii() and "SMTPUTF8" not in (o.upper() for o in mail_options):
+            return "553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter"
         envelope.mail_from = address  # "<>" stays "<>" here: aiosmtpd treats "" as no MAIL
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -97,6 +99,8 @@ class GatewayHandler:
                           address: str, rcpt_options: list[str]) -> str:
         if address == NULL_SENDER or "@" not in address:
             return "553 5.1.3 Recipient address must be user@domain"
+        if not address.isascii() and not envelope.smtp_utf8:
+            return "553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter on MAIL"
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
             return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)

@@ -87,7 +87,7 @@ class _GatewayProtocol(SMTP):
         try:
             content = await self._read_data()
         except DataTooLarge:
-            self._set_post_data_state()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
             return
         settings = self.event_handler.settings
@@ -95,12 +95,13 @@ class _GatewayProtocol(SMTP):
         self._reset_timeout(settings.upstream_timeout + settings.upstream_connect_timeout + 60)
         rcpts = list(self.envelope.rcpt_tos)
         try:
+            assert self.session is not None
             replies = await self.event_handler.handle_message(self, self.session, self.envelope,
                                                               content)
         except Exception:
             log.exception("message handling failed")
             replies = ["451 4.3.0 Local error, try again later"] * len(rcpts)
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
         self._reset_timeout()
         if self.lmtp:
             await self.push("\r\n".join(replies))
@@ -164,9 +165,9 @@ class _GatewayProtocol(SMTP):
         return normalize_line_endings(b"".join(lines))
 
     def _timeout_cb(self) -> None:
-        if self.transport is not None:
+        if isinstance(self.transport, asyncio.WriteTransport):
             self.transport.write(b"421 4.4.2 Timeout, closing connection\r\n")
-        super()._timeout_cb()
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
 
 
 class GatewaySMTP(_GatewayProtocol):

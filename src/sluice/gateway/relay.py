@@ -101,8 +101,11 @@ class UpstreamRelay:
             use_tls=False,
         )
         await client.connect(timeout=self.connect_timeout)
+        # EHLO now: the extensions decide the MAIL options (SMTPUTF8, 8BITMIME, SIZE).
+        await client.ehlo()
         if self.starttls:
             await client.starttls(tls_context=self.tls_context)
+            await client.ehlo()
         if self.username:
             await client.login(self.username, self.password)
         return client
@@ -148,6 +151,7 @@ class UpstreamRelay:
         self, client: aiosmtplib.SMTP, job: Outgoing
     ) -> tuple[dict[str, Reply], bool]:
         options = []
+        encoding = "utf-8" if job.smtp_utf8 else "ascii"
         if job.eight_bit and client.supports_extension("8bitmime"):
             options.append("BODY=8BITMIME")
         if job.smtp_utf8:
@@ -158,7 +162,7 @@ class UpstreamRelay:
         if client.supports_extension("size"):
             options.append(f"SIZE={len(job.content)}")
         try:
-            await client.mail(job.mail_from, options=options)
+            await client.mail(job.mail_from, options=options, encoding=encoding)
         except aiosmtplib.SMTPSenderRefused as exc:
             await _rset(client)
             return _all(job.recipients, _reply(exc.code, exc.message)), client.is_connected
@@ -171,7 +175,7 @@ class UpstreamRelay:
         try:
             for rcpt in job.recipients:
                 try:
-                    response = await client.rcpt(rcpt)
+                    response = await client.rcpt(rcpt, encoding=encoding)
                     accepted.append(rcpt)
                     replies[rcpt] = _reply(response.code, response.message)
                 except aiosmtplib.SMTPRecipientRefused as exc:

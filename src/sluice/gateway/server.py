@@ -97,7 +97,7 @@ class Gateway:
         self.servers: list[asyncio.base_events.Server] = []
         self._prune_task: asyncio.Task[None] | None = None
 
-    def _protocol(self, spec: ListenSpec) -> GatewaySMTP:
+    def _protocol(self, spec: ListenSpec) -> GatewaySMTP | GatewayLMTP:
         cls = GatewayLMTP if spec.lmtp else GatewaySMTP
         return cls(
             self.handler,

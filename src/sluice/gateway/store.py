@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlmodel import col
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -70,7 +71,7 @@ class Store:
     async def prune_ledger(self, older_than: timedelta) -> int:
         cutoff = utcnow() - older_than
         return await self._call(
-            lambda conn: conn.execute(delete(LedgerEntry).where(LedgerEntry.at < cutoff)).rowcount
+            lambda conn: conn.execute(delete(LedgerEntry).where(col(LedgerEntry.at) < cutoff)).rowcount
         )
 
     def close(self) -> None:
@@ -144,8 +145,8 @@ def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]],
 
 def _ledger_lookup(conn: Connection, fingerprint: str) -> dict[str, str]:
     rows = conn.execute(
-        select(LedgerEntry.recipient, LedgerEntry.reply).where(
-            LedgerEntry.fingerprint == fingerprint
+        select(col(LedgerEntry.recipient), col(LedgerEntry.reply)).where(
+            col(LedgerEntry.fingerprint) == fingerprint
         )
     )
     return {recipient: reply for recipient, reply in rows}
@@ -155,7 +156,8 @@ def _record(conn: Connection, facts: MessageFacts) -> int:
     message = MessageRecord.__table__  # type: ignore[attr-defined]
     _insert_ignore(conn, message, [facts.message], ["fingerprint"])
     pk = conn.execute(
-        select(MessageRecord.id).where(MessageRecord.fingerprint == facts.message["fingerprint"])
+        select(col(MessageRecord.id)).where(
+            col(MessageRecord.fingerprint) == facts.message["fingerprint"])
     ).scalar_one()
     now = utcnow()
     if facts.outcomes:
@@ -185,4 +187,5 @@ def _record(conn: Connection, facts: MessageFacts) -> int:
         ],
         ["fingerprint", "recipient"],
     )
+    assert pk is not None
     return int(pk)
