@@ -17,9 +17,9 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, insert, select
-from sqlmodel import col
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col
 
 from sluice.core.errors import StorageUnavailable
 from sluice.core.tables import LedgerEntry, MessageRecord, RecipientOutcome, utcnow
@@ -70,9 +70,8 @@ class Store:
 
     async def prune_ledger(self, older_than: timedelta) -> int:
         cutoff = utcnow() - older_than
-        return await self._call(
-            lambda conn: conn.execute(delete(LedgerEntry).where(col(LedgerEntry.at) < cutoff)).rowcount
-        )
+        statement = delete(LedgerEntry).where(col(LedgerEntry.at) < cutoff)
+        return await self._call(lambda conn: conn.execute(statement).rowcount)
 
     def close(self) -> None:
         self._queue.put(_STOP)
