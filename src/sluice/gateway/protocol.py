@@ -14,6 +14,7 @@ aiosmtpd is a protocol engine, not an MTA. This module adds what a mail gateway 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,8 @@ class _GatewayProtocol(SMTP):
     def __init__(self, handler: GatewayHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._admitted = False
+        #: True from DATA until its reply is sent: shutdown waits for such sessions.
+        self.busy = False
 
     # -- admission ------------------------------------------------------------------
 
@@ -84,6 +87,14 @@ class _GatewayProtocol(SMTP):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self.busy = True
+        try:
+            await self._data_transaction()
+        finally:
+            self.busy = False
+
+    async def _data_transaction(self) -> None:
+        assert self.envelope is not None
         try:
             content = await self._read_data()
         except DataTooLarge:
@@ -163,6 +174,16 @@ class _GatewayProtocol(SMTP):
         if too_large:
             raise DataTooLarge()
         return normalize_line_endings(b"".join(lines))
+
+    async def close_session(self) -> None:
+        """Shutdown: drop the connection and wait for the session task to end."""
+        if self.transport is not None:
+            self.transport.close()
+        task = self._handler_coroutine
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(task), timeout=2)
 
     def _timeout_cb(self) -> None:
         if isinstance(self.transport, asyncio.WriteTransport):

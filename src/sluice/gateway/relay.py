@@ -101,13 +101,17 @@ class UpstreamRelay:
             use_tls=False,
         )
         await client.connect(timeout=self.connect_timeout)
-        # EHLO now: the extensions decide the MAIL options (SMTPUTF8, 8BITMIME, SIZE).
-        await client.ehlo()
-        if self.starttls:
-            await client.starttls(tls_context=self.tls_context)
+        try:
+            # EHLO now: the extensions decide the MAIL options (SMTPUTF8, 8BITMIME, SIZE).
             await client.ehlo()
-        if self.username:
-            await client.login(self.username, self.password)
+            if self.starttls:
+                await client.starttls(tls_context=self.tls_context)
+                await client.ehlo()
+            if self.username:
+                await client.login(self.username, self.password)
+        except BaseException:
+            client.close()
+            raise
         return client
 
     async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import weakref
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: How often old ledger entries are pruned.
 LEDGER_PRUNE_INTERVAL = 3600.0
+#: On shutdown, sessions in the middle of DATA get this long to finish.
+SHUTDOWN_GRACE = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +98,12 @@ class Gateway:
         self.handler = GatewayHandler(settings, self.store, self.deliverer, hook,
                                       auth_enabled=self.authenticator is not None)
         self.servers: list[asyncio.base_events.Server] = []
+        self.sessions: weakref.WeakSet[GatewaySMTP | GatewayLMTP] = weakref.WeakSet()
         self._prune_task: asyncio.Task[None] | None = None
 
     def _protocol(self, spec: ListenSpec) -> GatewaySMTP | GatewayLMTP:
         cls = GatewayLMTP if spec.lmtp else GatewaySMTP
-        return cls(
+        protocol = cls(
             self.handler,
             data_size_limit=self.settings.max_message_size,
             enable_SMTPUTF8=True,
@@ -114,6 +118,8 @@ class Gateway:
             authenticator=self.authenticator,
             loop=asyncio.get_running_loop(),
         )
+        self.sessions.add(protocol)
+        return protocol
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -138,9 +144,15 @@ class Gateway:
                 log.exception("ledger pruning failed")
             await asyncio.sleep(LEDGER_PRUNE_INTERVAL)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Stop listening, let messages in DATA finish (up to `grace` seconds), then close."""
         for server in self.servers:
             server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while any(s.busy for s in self.sessions) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(s.close_session() for s in list(self.sessions)))
         for server in self.servers:
             await server.wait_closed()
         if self._prune_task:
