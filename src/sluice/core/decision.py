@@ -7,20 +7,38 @@ from dataclasses import dataclass
 from sluice.core.verdict import Verdict
 
 DELIVER = "deliver"
+DIVERT = "divert"
+DIGEST = "digest"
+COPY = "copy"
+ACTIONS = (DELIVER, DIVERT, DIGEST, COPY)
+
+ENFORCE = "enforce"
+AUDIT = "audit"
+MODES = (ENFORCE, AUDIT)
 
 
 @dataclass(frozen=True, slots=True)
 class RecipientAction:
-    """One recipient's fate and the rule that chose it ("" = the default: stays mail)."""
+    """One recipient's fate and the rule that chose it ("" = the default: stays mail).
+
+    In `audit` mode the action is recorded exactly as decided, but the recipient still gets
+    the mail and nothing is posted: the figures show what enforcing would change.
+    """
 
     recipient: str
     action: str = DELIVER
     rule: str = ""
     destination: str = ""
+    mode: str = ENFORCE
 
     @property
     def keeps_mail(self) -> bool:
-        return self.action in (DELIVER, "copy")
+        return self.action in (DELIVER, COPY) or self.mode == AUDIT
+
+    @property
+    def posts(self) -> bool:
+        """Whether this decision puts the message in its destination."""
+        return self.action in (DIVERT, DIGEST, COPY) and self.mode == ENFORCE
 
 
 @dataclass(frozen=True, slots=True)

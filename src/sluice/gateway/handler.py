@@ -172,9 +172,9 @@ class GatewayHandler:
                                       replies: dict[str, Reply]) -> Reply | None:
         """SMTP only: some accepted, some refused for good, none deferred → DSN, then 250."""
         failed = {r: replies[r] for r in rcpts if replies[r].permanent}
-        if not failed or len(failed) == len(set(rcpts)) or any(replies[r].temporary
-                                                                for r in rcpts):
-            return None
+        outcomes = [replies[r] for r in rcpts]
+        if not failed or any(r.temporary for r in outcomes) or not any(r.ok for r in outcomes):
+            return None  # nothing refused, a retry is coming, or the 5xx goes to the client
         if not mail_from:
             return ACCEPTED  # never bounce a bounce
         dsn = build_dsn(hostname=self.settings.hostname, sender=mail_from, original=content,
