@@ -17,9 +17,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `sluice --help` stays fast and import errors name the command.
+    from sluice.classifier import commands as classifier_commands
     from sluice.gateway import commands as gateway_commands
 
     gateway_commands.register(commands)
+    classifier_commands.register(commands)
     from sluice import serve
     from sluice.demo import commands as demo_commands
 

@@ -7,6 +7,7 @@ import is checked against `TRUSTED_TYPES` first. A file naming any other type is
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ def save(bundle: ModelBundle, path: Path) -> None:
             "pipeline": bundle.pipeline,
         },
         path,
+        compression=zipfile.ZIP_DEFLATED,
     )
 
 

@@ -117,6 +117,13 @@ def fit_pipeline(data: Prepared, index: np.ndarray, recipe: Recipe) -> Pipeline:
         y = np.concatenate([y, data.second[extra]])
         weights = np.concatenate([weights, data.weights[extra] * recipe.second_weight])
     pipeline.fit(to_matrix(rows), y, model__sample_weight=weights)
+    for _, transformer, _ in pipeline.named_steps["features"].transformers_:
+        if isinstance(transformer, TfidfVectorizer):
+            # The discarded vocabulary is only for introspection and is 10x the model's size;
+            # numpy ints in the vocabulary become one file each in a skops archive.
+            if hasattr(transformer, "stop_words_"):
+                del transformer.stop_words_
+            transformer.vocabulary_ = {k: int(v) for k, v in transformer.vocabulary_.items()}
     return pipeline
 
 

@@ -1,0 +1,75 @@
+"""Shared fixtures: the real labeled corpus, parsed once, and one held-out thread split."""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sluice.classifier.dataset import Example, load_examples
+from sluice.classifier.model import Classifier
+from sluice.classifier.training import Prepared, Recipe, folds, prepare, train
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+LABELS = CORPUS / "labels.csv"
+#: Quick recipe for tests: one fit, no inner cross-validation for the direct floor.
+QUICK = Recipe(tune_direct_floor=False)
+
+
+@dataclass
+class Split:
+    """A model trained on some threads and the messages of the other threads."""
+
+    classifier: Classifier
+    train: np.ndarray
+    test: np.ndarray
+
+
+@pytest.fixture(scope="session")
+def examples() -> list[Example]:
+    assert LABELS.is_file(), f"the labeled corpus is expected at {CORPUS}"
+    return load_examples(LABELS)
+
+
+@pytest.fixture(scope="session")
+def prepared(examples: list[Example]) -> Prepared:
+    return prepare(examples)
+
+
+@pytest.fixture(scope="session")
+def split(prepared: Prepared) -> Split:
+    train_index, test_index = folds(prepared, np.arange(len(prepared.rows)), 4)[0]
+    return Split(Classifier(train(prepared, train_index, QUICK, version="test")),
+                 train_index, test_index)
+
+
+@pytest.fixture(scope="session")
+def default_classifier() -> Classifier:
+    return Classifier.load_default()
+
+
+def labeled_sample(per_category: int, seed: int = 0) -> list[tuple[str, str]]:
+    """A few (path, category) pairs per category from the corpus labels, chosen at random."""
+    by_category: dict[str, list[str]] = {}
+    with LABELS.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            by_category.setdefault(row["category"], []).append(row["path"])
+    rng = random.Random(seed)
+    return [
+        (path, category)
+        for category, paths in sorted(by_category.items())
+        for path in rng.sample(paths, min(per_category, len(paths)))
+    ]
+
+
+def category_folders(root: Path, per_category: int, seed: int = 0) -> Path:
+    """Copy a sample of the corpus into one sub-folder per category (a `--data` shape)."""
+    for path, category in labeled_sample(per_category, seed):
+        target = root / category / path.replace("/", "_")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((CORPUS / path).read_bytes())
+    return root

@@ -1,0 +1,70 @@
+"""`sluice classify`, `train` and `evaluate` from the command line, on real corpus mail."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+
+from sluice.classifier.model import DEFAULT_MODEL
+from sluice.cli import main
+from sluice.core.parse import parse
+from sluice.core.verdict import CATEGORIES
+from tests.classifier.conftest import CORPUS, category_folders, labeled_sample
+
+
+def test_classify_json_has_one_object_per_message(capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(CORPUS / path) for path, _ in labeled_sample(1)]
+    assert main(["classify", "--json", *files]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(files)
+    for given, line in zip(files, lines, strict=True):
+        answer = json.loads(line)
+        assert answer["file"] == given
+        assert answer["message_id"] == parse(Path(given).read_bytes()).message_id
+        assert answer["category"] in CATEGORIES
+        assert 0.0 < answer["confidence"] <= 1.0
+        assert answer["reasons"] and all(isinstance(r, str) for r in answer["reasons"])
+
+
+def test_classify_names_mbox_messages_by_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box = mailbox.mbox(tmp_path / "box")
+    for path, _ in labeled_sample(1)[:2]:
+        box.add(message_from_bytes((CORPUS / path).read_bytes()))
+    box.close()
+    assert main(["classify", str(tmp_path / "box")]) == 0
+    names = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == [f"{tmp_path / 'box'}#0", f"{tmp_path / 'box'}#1"]
+
+
+def test_train_and_evaluate_on_category_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = category_folders(tmp_path / "data", per_category=12)
+    out = tmp_path / "model.skops"
+    assert main(["train", "--data", str(data), "--out", str(out), "--no-corrections"]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["examples"] == 12 * len(CATEGORIES)
+    assert main(["classify", "--model", str(out), str(data)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 12 * len(CATEGORIES)
+    assert main(["evaluate", "--data", str(data), "--folds", "3"]) == 0
+    report = capsys.readouterr().out
+    for section in ("== model", "== majority class", "== header rules", "confusion matrix"):
+        assert section in report
+    assert report.count("macro-F1") == 3
+
+
+def test_labels_csv_folder_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = labeled_sample(6, seed=1)
+    lines = ["file,category"]
+    for n, (path, category) in enumerate(sample):
+        (tmp_path / f"m{n}.eml").write_bytes((CORPUS / path).read_bytes())
+        lines.append(f"m{n}.eml,{category}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    assert main(["evaluate", "--data", str(tmp_path), "--model", str(DEFAULT_MODEL)]) == 0
+    assert f"{len(sample)} messages" in capsys.readouterr().out
