@@ -58,7 +58,8 @@ def test_classify_is_fast_after_load(default_classifier: Classifier, prepared: P
     for mail in mails:
         default_classifier.classify(mail)
     per_message = (time.perf_counter() - start) / len(mails)
-    assert per_message < 0.003  # ~0.2 ms here; generous for a loaded CI machine
+    # About 2 ms here on the corpus's long mails (see docs/classifier.md); a regression guard.
+    assert per_message < 0.01
 
 
 def test_same_answers_from_many_threads(default_classifier: Classifier, prepared: Prepared) -> None:

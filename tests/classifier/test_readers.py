@@ -7,9 +7,15 @@ from email import message_from_bytes
 from pathlib import Path
 
 from sluice.classifier.readers import MBOX_INDEX_SEP, read_paths
+from sluice.core.parse import parse
 from tests.classifier.conftest import CORPUS, labeled_sample
 
-SAMPLE = [CORPUS / path for path, _ in labeled_sample(1)][:3]
+#: Plain RFC 822 files (the Enron part); SpamAssassin files start with an mbox `From ` line.
+SAMPLE = [CORPUS / p for p, _ in labeled_sample(3) if p.startswith("enron")][:3]
+MBOX_STYLE = next(
+    CORPUS / p for p, _ in labeled_sample(40)
+    if p.startswith("spamassassin") and (CORPUS / p).read_bytes().startswith(b"From ")
+)
 
 
 def test_named_file_is_one_message_whatever_its_name(tmp_path: Path) -> None:
@@ -28,8 +34,8 @@ def test_mbox_messages_are_named_by_path_and_index(tmp_path: Path) -> None:
     box.close()
     found = list(read_paths([str(box_path)]))
     assert [s.name for s in found] == [f"{box_path}{MBOX_INDEX_SEP}{i}" for i in range(3)]
-    subjects = [message_from_bytes(p.read_bytes())["Subject"] for p in SAMPLE]
-    assert [message_from_bytes(s.raw)["Subject"] for s in found] == subjects
+    subjects = [parse(p.read_bytes()).thread.normalized_subject for p in SAMPLE]
+    assert [parse(s.raw).thread.normalized_subject for s in found] == subjects
 
 
 def test_maildir_reads_new_and_cur(tmp_path: Path) -> None:
@@ -51,3 +57,10 @@ def test_folder_is_read_recursively_without_hidden_files(tmp_path: Path) -> None
     (tmp_path / "a" / ".hidden").write_bytes(b"not mail")
     found = list(read_paths([str(tmp_path / "a")]))
     assert [s.name for s in found] == [f"{tmp_path / 'a'}/b/2", f"{tmp_path / 'a'}/one.eml"]
+
+
+def test_a_file_starting_with_from_line_is_an_mbox() -> None:
+    found = list(read_paths([str(MBOX_STYLE)]))
+    assert [s.name for s in found] == [f"{MBOX_STYLE}{MBOX_INDEX_SEP}0"]
+    assert not found[0].raw.startswith(b"From ")
+    assert message_from_bytes(found[0].raw)["Message-ID"]

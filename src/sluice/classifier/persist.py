@@ -22,7 +22,8 @@ FORMAT = 1
 
 #: Every type a model file may make skops import beyond its own defaults, each one checked
 #: to be a plain data holder or a fitted sklearn transformer/estimator that runs no code
-#: named by the file. `TfidfVectorizer` keeps its `dtype` as the numpy scalar type.
+#: named by the file. (skops 0.16 already trusts these sklearn classes by default, so the
+#: shipped model reports none; the list keeps older or stricter skops versions working.)
 TRUSTED_TYPES: frozenset[str] = frozenset({
     "numpy.float64",
     "sklearn.compose._column_transformer.ColumnTransformer",
