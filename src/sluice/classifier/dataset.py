@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sluice.classifier.readers import read_folder
 from sluice.core.errors import ConfigError
@@ -106,7 +106,8 @@ def load_examples(data: Path) -> list[Example]:
 def load_corrections(engine: Engine) -> list[Example]:
     """Stored corrections, the newest per message winning (one person may change their mind)."""
     with Session(engine) as session:
-        rows = session.exec(select(Correction).order_by(Correction.created_at, Correction.id)).all()
+        order = (col(Correction.created_at), col(Correction.id))
+        rows = session.exec(select(Correction).order_by(*order)).all()
     latest: dict[str, Correction] = {}
     for row in rows:
         latest[row.fingerprint or row.message_id or f"correction-{row.id}"] = row

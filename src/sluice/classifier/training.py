@@ -190,7 +190,7 @@ def out_of_fold_proba(
 
 
 def choose_with_floor(proba: np.ndarray, classes: tuple[str, ...], floor: float) -> np.ndarray:
-    predicted = np.array(classes)[proba.argmax(axis=1)]
+    predicted: np.ndarray = np.array(classes)[proba.argmax(axis=1)]
     if "direct" in classes and 0.0 < floor < 1.0:
         predicted[proba[:, classes.index("direct")] >= floor] = "direct"
     return predicted
