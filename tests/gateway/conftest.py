@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.postfix import REJECTED_ON_REINJECTION, PostfixInstance, PostfixMissing
 from tests.servers import GatewayThread, SmtpSink, gateway_settings
 
 StartGateway = Callable[..., GatewayThread]
@@ -31,3 +32,25 @@ def start_gateway(tmp_path: Path) -> Iterator[StartGateway]:
 def relay(start_gateway: StartGateway, clean_sink: SmtpSink) -> GatewayThread:
     """A gateway relaying to the session's smtp-sink."""
     return start_gateway(upstream=clean_sink.address)
+
+
+@pytest.fixture(scope="session")
+def postfix(sink: SmtpSink) -> Iterator[PostfixInstance]:
+    """A real Postfix on loopback ports relaying to the session's smtp-sink; its re-injection
+    port refuses `REJECTED_ON_REINJECTION`."""
+    try:
+        instance = PostfixInstance(sink.address, reject_on_reinjection=(REJECTED_ON_REINJECTION,))
+    except PostfixMissing as exc:
+        pytest.fail(f"Postfix is needed for the @pytest.mark.postfix tests: {exc}")
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture()
+def clean_postfix(postfix: PostfixInstance, clean_sink: SmtpSink) -> PostfixInstance:
+    """The session's Postfix with an empty queue, mailbox and log, and an empty sink."""
+    postfix.reset()
+    return postfix
