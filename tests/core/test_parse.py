@@ -83,3 +83,8 @@ def test_parse_never_raises_on_arbitrary_bytes(data: bytes) -> None:
 @given(st.integers(min_value=0, max_value=len(MIXED) - 1), st.binary(min_size=1, max_size=20))
 def test_parse_never_raises_on_mutated_mime(position: int, junk: bytes) -> None:
     parse(MIXED[:position] + junk + MIXED[position:])
+
+
+def test_folded_headers_are_unfolded() -> None:
+    mail = parse(b"Subject: a long subject that was\r\n folded once\r\nFrom: x@example.com\r\n\r\n")
+    assert mail.subject == "a long subject that was folded once"

@@ -154,3 +154,4 @@ def test_gateway_refuses_to_start_with_weak_durability(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="synchronous"):
         load_settings(None, data_dir=tmp_path, sqlite_synchronous="NORMAL")
+

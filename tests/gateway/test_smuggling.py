@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,16 +52,6 @@ def test_smuggling_sequence_never_yields_a_second_message(
     assert b"RCPT TO:<victim@example.com>" in message.content
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=gw.test", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
-
-
 def test_starttls_plaintext_injection_is_not_executed(
         start_gateway: StartGateway, clean_sink: SmtpSink,
         certificate: tuple[Path, Path]) -> None:
@@ -88,38 +77,3 @@ def test_starttls_plaintext_injection_is_not_executed(
         # Had the NOOP been executed, its "250 OK" would come before the EHLO reply.
         assert reply.startswith(b"250-"), reply
         assert b"250 OK" not in reply.split(b"\r\n")[0]
-
-
-def test_auth_is_offered_only_after_starttls(start_gateway: StartGateway,
-                                              clean_sink: SmtpSink,
-                                              certificate: tuple[Path, Path],
-                                              tmp_path: Path) -> None:
-    import smtplib
-
-    from sluice.gateway.auth import hash_password
-
-    cert, key = certificate
-    users = tmp_path / "users"
-    users.write_text(f"alice:{hash_password('s3cret')}\n")
-    gw = start_gateway(upstream=clean_sink.address, tls_cert=cert, tls_key=key,
-                       auth_users_file=users, allowed_networks=["192.0.2.0/24"])
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", gw.port) as client:
-        client.ehlo()
-        assert not client.has_extn("auth")
-        # Outside the allowed networks and not authenticated: no relaying.
-        code, _ = client.mail("a@example.com")
-        assert code == 530
-        client.rset()
-        client.starttls(context=context)
-        client.ehlo()
-        assert client.has_extn("auth")
-        with pytest.raises(smtplib.SMTPAuthenticationError):
-            client.login("alice", "wrong")
-        client.login("alice", "s3cret")
-        client.sendmail("a@example.com", ["b@example.com"],
-                        b"Subject: authenticated\r\n\r\nhi\r\n")
-    (message,) = clean_sink.wait_for(1)
-    assert b"with ESMTPSA" in message.content

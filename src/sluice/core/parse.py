@@ -30,6 +30,7 @@ _REPLY_PREFIX = re.compile(
 _RE_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw)(?:\[\d+\])?\s*:", re.IGNORECASE)
 _MSGID = re.compile(r"<[^<>\s]+>")
 _BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
 def normalize_line_endings(raw: bytes) -> bytes:
@@ -46,6 +47,7 @@ def decode_header_value(value: str | None) -> str:
     """RFC 2047 decoding that tolerates broken encodings."""
     if not value:
         return ""
+    value = _FOLD.sub("", str(value))  # unfold (RFC 5322 2.2.3) before decoding
     try:
         return str(make_header(decode_header(value))).strip()
     except Exception:  # broken encoded-words: keep the raw text

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     #: Ledger entries older than this are forgotten (longer than any MTA retries).
     ledger_retention_days: float = 7.0
 
+    # Classification: every recorded message carries its verdict.
+    classify: bool = True
+    #: A model trained with `sluice train`; empty: the model shipped with Sluice.
+    classifier_model: Path | None = None
+
     # Web app.
     web_listen: str = "127.0.0.1:8025"
 

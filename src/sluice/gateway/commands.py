@@ -41,13 +41,17 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-sessions", type=int)
     parser.add_argument("--command-timeout", type=float, metavar="SECONDS")
     parser.add_argument("--data-timeout", type=float, metavar="SECONDS")
+    parser.add_argument("--classifier-model", type=Path, metavar="FILE",
+                        help="model from `sluice train` (default: the shipped model)")
+    parser.add_argument("--no-classify", dest="classify", action="store_false", default=None,
+                        help="relay without classifying")
 
 
 SETTINGS_OPTIONS = (
     "listen", "upstream", "data_dir", "database_url", "hostname", "allowed_networks",
     "tls_cert", "tls_key", "require_starttls", "auth_users_file", "upstream_starttls",
     "upstream_user", "max_message_size", "max_recipients", "max_sessions", "command_timeout",
-    "data_timeout",
+    "data_timeout", "classifier_model", "classify",
 )
 
 
