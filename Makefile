@@ -22,11 +22,11 @@ demo: setup
 	$(BIN)/sluice demo
 
 test: system-deps setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 bench: setup system-deps
