@@ -19,9 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here so that `sluice --help` stays fast and import errors name the command.
     from sluice.classifier import commands as classifier_commands
     from sluice.gateway import commands as gateway_commands
+    from sluice.router import commands as router_commands
 
     gateway_commands.register(commands)
     classifier_commands.register(commands)
+    router_commands.register(commands)
     from sluice import serve
     from sluice.demo import commands as demo_commands
 

@@ -87,3 +87,21 @@ class Correction(SQLModel, table=True):
     category: str = Field(max_length=32)
     corrected_by: str = Field(max_length=512)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class UserRuleRecord(SQLModel, table=True):
+    """One of a user's own diversion rules, stored so the API can edit them per user.
+
+    `rule` is JSON in the rules-file format (match, action, to, name, description); `mode`
+    is kept apart so audit/enforce can be switched and counted without parsing JSON.
+    """
+
+    __tablename__ = "user_rule"
+    __table_args__ = (UniqueConstraint("user", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user: str = Field(index=True, max_length=512)
+    position: int
+    rule: str
+    mode: str = Field(default="enforce", max_length=16)
+    updated_at: datetime = Field(default_factory=utcnow)
