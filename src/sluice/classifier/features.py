@@ -19,6 +19,8 @@ from sluice.core.mail import Mail
 
 #: Body text past this adds words but no evidence (newsletters run to 100 KB); cut for speed.
 MAX_BODY_CHARS = 20_000
+#: The opening of the new text, where requests, greetings and hand-overs are said.
+_HEAD_CHARS = 1500
 #: Column order of the model's input rows (see `to_matrix`).
 COLUMNS: tuple[str, ...] = ("subject", "body", "quoted", "headers")
 
@@ -37,6 +39,33 @@ _LIST_TAG = re.compile(r"^\s*(?:(?:re|fwd?)\s*:\s*)?\[[^\]]{1,40}\]", re.IGNOREC
 _DATE_WORDS = re.compile(
     r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|"
     r"\d{1,2}(?::\d{2})?\s*(?:am|pm)|\d{1,2}:\d{2})\b",
+    re.IGNORECASE,
+)
+#: A first line that is just a name ("Vince," "Hi Ann -"): the sender writes to a person.
+_GREETING = re.compile(r"^\s*(?:(?:hi|hello|dear|hey)\s+)?[A-Z][\w.'-]{1,20}(?:\s+[A-Z][\w.'-]{1,20})?"
+                       r"\s*[,:!-]*\s*$")
+#: Asking someone to do something: "can you", "please send", "let me know", "could you".
+_REQUEST = re.compile(
+    r"\b(?:can|could|would|will)\s+you\b|\bplease\s+(?!find\b|see\b|note\b)\w+|"
+    r"\blet\s+me\s+know\b|\bi\s+need\b|\bdo\s+you\b|\bare\s+you\b",
+    re.IGNORECASE,
+)
+#: Handing over material: "attached is", "please find", "here is the", "latest version".
+_MATERIAL = re.compile(
+    r"\battach(?:ed|ment)|\benclosed\b|\bplease\s+(?:find|see)\b|\bhere\s+(?:is|are)\b|"
+    r"\b(?:latest|updated|revised|new|final)\s+(?:version|draft|copy|deck|presentation|report)",
+    re.IGNORECASE,
+)
+#: Saying what one thinks of something: comments, feedback, review, "I think", "looks good".
+_OPINION = re.compile(
+    r"\b(?:comments?|feedback|review(?:ed)?|suggest(?:ions?)?|concerns?|looks?\s+good|"
+    r"i\s+(?:think|like|liked|feel|found|agree|disagree)|survey|rating)\b",
+    re.IGNORECASE,
+)
+#: Meeting and scheduling words.
+_MEETING = re.compile(
+    r"\b(?:meet(?:ing)?|conference\s+call|call-in|dial[- ]in|agenda|invit(?:e|ation)|"
+    r"schedul(?:e|ed|ing)|reschedul\w*|room|lunch|dinner|rsvp|calendar|attend)\b",
     re.IGNORECASE,
 )
 _DOC_TYPES = {
@@ -131,6 +160,26 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
         "date_words": _log(len(_DATE_WORDS.findall(mail.subject + " " + new_text))),
         "empty_subject": float(not mail.subject.strip()),
     }
+    n = len(recipients)
+    replying = bool(f["re_subject"] or f["in_reply_to"] or quoted.strip())
+    new_words = len(new_text.split())
+    first_line = new_text.lstrip().split("\n", 1)[0] if new_text else ""
+    head = new_text[:_HEAD_CHARS]
+    f.update({
+        "reply_to_one": float(replying and n <= 1),
+        "reply_to_few": float(replying and 2 <= n <= 3),
+        "reply_to_many": float(replying and n >= 4),
+        "new_to_many": float(not replying and n >= 6),
+        "short_new_text": float(0 < new_words <= 30),
+        "greeting_name": float(bool(_GREETING.match(first_line))),
+        "question_to_few": float("?" in head and n <= 3),
+        "requests": _log(len(_REQUEST.findall(head))),
+        "material_words": _log(len(_MATERIAL.findall(mail.subject + " " + head))),
+        "opinion_words": _log(len(_OPINION.findall(mail.subject + " " + head))),
+        "meeting_words": _log(len(_MEETING.findall(mail.subject + " " + head))),
+        "fyi": float(new_text[:40].lower().lstrip().startswith("fyi")
+                     or "fyi" in mail.subject.lower()),
+    })
     for attachment in mail.attachments:
         key = "attach_" + _attachment_kind(attachment.filename, attachment.content_type)
         f[key] = 1.0

@@ -63,6 +63,18 @@ _HEADER_WORDS: dict[str, Callable[[float], str]] = {
     "urls": lambda v: "contains links",
     "date_words": lambda v: "names days or times",
     "empty_subject": lambda v: "has no subject",
+    "reply_to_one": lambda v: "a reply to one person",
+    "reply_to_few": lambda v: "a reply to two or three people",
+    "reply_to_many": lambda v: "a reply to four people or more (reply-all)",
+    "new_to_many": lambda v: "a new message to six people or more",
+    "short_new_text": lambda v: "a short note",
+    "greeting_name": lambda v: "opens by addressing someone by name",
+    "question_to_few": lambda v: "asks a question of one to three people",
+    "requests": lambda v: "asks someone to do something (“can you”, “please”, “let me know”)",
+    "material_words": lambda v: "hands over material (“attached”, “here is”, “latest version”)",
+    "opinion_words": lambda v: "gives an opinion or comments",
+    "meeting_words": lambda v: "talks about meeting, scheduling or attending",
+    "fyi": lambda v: "says FYI",
 }
 _ATTACHMENT_PREFIX = "attach_"
 _TEXT_PLACES = {

@@ -21,6 +21,9 @@ _QUOTE_START = re.compile(
       | .{1,120}\s(?:wrote|writes|schrieb|a\s+écrit):\s*$
       | from:\s.+\r?\n\s*(?:sent|date):\s.+     # Outlook header block
       | \S.{0,80}\son\s\d{1,2}/\d{1,2}/\d{2,4}\s\d{1,2}:\d{2}(?::\d{2})?\s*[ap]m\s*$  # Notes
+      | \S[^\n]{0,80}\n[ \t]*\d{1,2}/\d{1,2}/\d{2,4}[ \t]+\d{1,2}:\d{2}(?::\d{2})?[ \t]*[ap]m[ \t]*$
+                                                   # Notes: NAME, then DATE TIME on its own line
+      | to:[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*(?:cc|subject):   # a bare To:/cc:/Subject: block
     )""",
     re.IGNORECASE | re.MULTILINE | re.VERBOSE,
 )
