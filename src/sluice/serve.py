@@ -16,7 +16,6 @@ from sluice.api.app import create_app
 from sluice.core.settings import Settings
 from sluice.gateway.commands import add_settings_arguments, settings_from_args, stop_event
 from sluice.gateway.server import Gateway, parse_hostport
-from sluice.gateway.wiring import default_hook
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ class _EmbeddedServer(uvicorn.Server):
 
 async def serve(settings: Settings, stop: asyncio.Event,
                 on_ready: Callable[[Gateway], Awaitable[None]] | None = None) -> None:
-    gateway = Gateway(settings, default_hook(settings))
+    gateway = Gateway(settings)
     await gateway.start()
     host, port = parse_hostport(settings.web_listen)
     web = _EmbeddedServer(uvicorn.Config(create_app(gateway.engine), host=host, port=port,

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlmodel import SQLModel, create_engine
 
-from sluice.core import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from sluice.core import tables, tables_router  # noqa: F401  (registers the tables)
 from sluice.core.errors import ConfigError
 from sluice.core.settings import Settings
 

@@ -84,8 +84,18 @@ class Settings(BaseSettings):
     #: A model trained with `sluice train`; empty: the model shipped with Sluice.
     classifier_model: Path | None = None
 
+    # Diversion.
+    #: Organisation policy and user rules (YAML, see docs/rules.md); empty: divert nothing.
+    rules_file: Path | None = None
+    #: A destination still down this long after the message arrived: deliver it as mail.
+    outbox_deadline: float = 1800.0
+    #: Run the outbox worker inside the gateway process (off for split deployments).
+    worker: bool = True
+
     # Web app.
     web_listen: str = "127.0.0.1:8025"
+    #: How people reach the web app; links in posts and digests use it.
+    base_url: str = ""
 
     #: Testing only: pause this long after a message is safe and before answering 250, so a
     #: test can kill the gateway in exactly that window. Refused unless SLUICE_TESTING=1.
@@ -130,6 +140,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sluice.db'}"
+
+    @property
+    def effective_base_url(self) -> str:
+        return self.base_url or f"http://{self.web_listen}"
 
     @property
     def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -54,10 +54,12 @@ class RecipientOutcome(SQLModel, table=True):
     message_pk: int = Field(foreign_key="message.id", index=True)
     recipient: str = Field(index=True, max_length=512)
     action: str = Field(default="deliver", max_length=16)  # deliver | divert | digest | copy
-    status: str = Field(max_length=16)  # delivered | rejected | deferred | duplicate
+    #: delivered | diverted | rejected | deferred | duplicate
+    status: str = Field(max_length=16)
     reply: str = Field(default="", max_length=1024)
     rule: str = Field(default="", max_length=256)
     destination: str = Field(default="", max_length=256)
+    mode: str = Field(default="enforce", max_length=8)  # audit: decided, not applied
     at: datetime = Field(default_factory=utcnow, index=True)
 
 

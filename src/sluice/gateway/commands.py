@@ -45,13 +45,22 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model from `sluice train` (default: the shipped model)")
     parser.add_argument("--no-classify", dest="classify", action="store_false", default=None,
                         help="relay without classifying")
+    parser.add_argument("--rules", dest="rules_file", type=Path, metavar="FILE",
+                        help="organisation policy and user rules (YAML, docs/rules.md)")
+    parser.add_argument("--outbox-deadline", type=float, metavar="SECONDS",
+                        help="deliver diverted mail as mail when its destination stays down "
+                             "this long (default 1800)")
+    parser.add_argument("--no-worker", dest="worker", action="store_false", default=None,
+                        help="do not run the outbox worker in this process")
+    parser.add_argument("--base-url", help="how people reach the web app (links in posts)")
 
 
 SETTINGS_OPTIONS = (
     "listen", "upstream", "data_dir", "database_url", "hostname", "allowed_networks",
     "tls_cert", "tls_key", "require_starttls", "auth_users_file", "upstream_starttls",
     "upstream_user", "max_message_size", "max_recipients", "max_sessions", "command_timeout",
-    "data_timeout", "classifier_model", "classify",
+    "data_timeout", "classifier_model", "classify", "rules_file", "outbox_deadline", "worker",
+    "base_url",
 )
 
 
@@ -63,9 +72,8 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
 
 async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
     from sluice.gateway.server import Gateway
-    from sluice.gateway.wiring import default_hook
 
-    gateway = Gateway(settings, default_hook(settings))
+    gateway = Gateway(settings)
     await gateway.start()
     for spec, port in zip(gateway.specs, gateway.bound_ports, strict=True):
         print(f"sluice gateway: {'LMTP' if spec.lmtp else 'SMTP'} on {spec.host}:{port}, "

@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -21,9 +23,10 @@ from sluice.core.mail import Envelope as MailEnvelope
 from sluice.core.mail import Mail
 from sluice.core.parse import parse
 from sluice.core.settings import Settings
+from sluice.core.tables import utcnow
 from sluice.gateway.dsn import build_dsn
 from sluice.gateway.headers import protocol_name, received_header
-from sluice.gateway.pipeline import PipelineHook, decide, deliver_everything
+from sluice.gateway.pipeline import FAIL_OPEN_RULE, PipelineHook, decide, deliver_everything
 from sluice.gateway.relay import Deliverer, Outgoing
 from sluice.gateway.reply import (
     ACCEPTED,
@@ -33,6 +36,9 @@ from sluice.gateway.reply import (
     Reply,
 )
 from sluice.gateway.store import MessageFacts, OutcomeRow, Store
+from sluice.router.blobs import BlobStore
+from sluice.router.outbox import OutboxEntry
+from sluice.router.post import build_post
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +57,13 @@ class GatewayHandler:
     """aiosmtpd handler object: one `handle_<VERB>` per SMTP verb, plus the message path."""
 
     def __init__(self, settings: Settings, store: Store, deliverer: Deliverer,
-                 hook: PipelineHook = deliver_everything, *, auth_enabled: bool = False) -> None:
+                 hook: PipelineHook = deliver_everything, *, auth_enabled: bool = False,
+                 blobs: BlobStore | None = None,
+                 on_posts: Callable[[], None] | None = None) -> None:
         self.settings = settings
+        self.blobs = blobs
+        #: Called after posts were committed (wakes the outbox worker).
+        self.on_posts = on_posts
         self.store = store
         self.deliverer = deliverer
         self.hook = hook
@@ -128,9 +139,20 @@ class GatewayHandler:
         except StorageUnavailable:
             return [str(STORAGE_UNAVAILABLE)] * len(rcpts)
 
+        try:
+            outbox = await self._outbox_entries(mail, decision, print_, mail_from, rcpts,
+                                                already)
+        except Exception:
+            log.exception("could not prepare posts for %s; relaying unchanged", print_[:16])
+            decision = RoutingDecision.deliver_all(rcpts, decision.verdict, rule=FAIL_OPEN_RULE)
+            outbox = []
         keep = [r for r in rcpts if decision.for_recipient(r).keeps_mail and r not in already]
         keep = list(dict.fromkeys(keep))  # a recipient named twice gets one copy
         replies: dict[str, Reply] = {r: DUPLICATE for r in rcpts if r in already}
+        for r in rcpts:
+            action = decision.for_recipient(r)
+            if r not in already and not action.keeps_mail:
+                replies[r] = Reply(250, f"2.0.0 OK, posted to {action.destination}")
         if keep:
             trace = received_header(
                 helo=session.host_name or "", peer_ip=str(session.peer[0]) if session.peer else "",
@@ -147,8 +169,6 @@ class GatewayHandler:
                 eight_bit=any(o.upper() == "BODY=8BITMIME" for o in envelope.mail_options),
             ))
             replies.update(relayed)
-        for r in rcpts:
-            replies.setdefault(r, ACCEPTED)  # diverted recipients (later issues): handled
 
         is_lmtp = bool(getattr(server, "lmtp", False))
         dsn_reply = None
@@ -156,16 +176,50 @@ class GatewayHandler:
             dsn_reply = await self._notify_partial_failure(mail_from, content, rcpts, replies)
         try:
             await self.store.record(self._facts(print_, mail, mail_envelope, decision, replies,
-                                                already, getattr(server, "lmtp", False)))
+                                                already, is_lmtp, outbox))
         except StorageUnavailable:
-            # The upstream has the message: answering 4xx now would make the client send
-            # it again. The facts are lost, the mail is not.
-            log.error("could not record message %s after relaying it", print_[:16])
+            if outbox:
+                # The posts are not safe: the diverted recipients must not be told 250.
+                log.error("could not record message %s with its posts", print_[:16])
+                for entry in outbox:
+                    for r in entry.recipients:
+                        replies[r] = STORAGE_UNAVAILABLE
+                dsn_reply = None
+            else:
+                # The upstream has the message: answering 4xx now would make the client send
+                # it again. The facts are lost, the mail is not.
+                log.error("could not record message %s after relaying it", print_[:16])
+        if outbox and self.on_posts is not None:
+            self.on_posts()
         if self.settings.fault_pause_before_reply:
             await asyncio.sleep(self.settings.fault_pause_before_reply)
         if is_lmtp:
             return [str(replies[r]) for r in rcpts]
         return [str(dsn_reply or _combine(replies))] * len(rcpts)
+
+    async def _outbox_entries(self, mail: Mail | None, decision: RoutingDecision,
+                              print_: str, mail_from: str, rcpts: tuple[str, ...],
+                              already: dict[str, str]) -> list[OutboxEntry]:
+        """One outbox entry per destination; the raw message is stored (once) first."""
+        by_destination: dict[str, list[str]] = {}
+        for r in dict.fromkeys(rcpts):
+            action = decision.for_recipient(r)
+            if action.posts and r not in already:
+                by_destination.setdefault(action.destination, []).append(r)
+        if not by_destination:
+            return []
+        if mail is None or self.blobs is None:
+            raise RuntimeError("diversion needs a parsed message and a blob store")
+        raw_sha = await self.blobs.put(mail.raw)
+        deadline = utcnow() + timedelta(seconds=self.settings.outbox_deadline)
+        entries = []
+        for destination, recipients in by_destination.items():
+            post = build_post(mail, decision.verdict, destination=destination,
+                              fingerprint=print_, recipients=rcpts,
+                              base_url=self.settings.effective_base_url)
+            fallback = tuple(r for r in recipients if not decision.for_recipient(r).keeps_mail)
+            entries.append(OutboxEntry(post, raw_sha, fallback, mail_from, deadline))
+        return entries
 
     async def _notify_partial_failure(self, mail_from: str, content: bytes,
                                       rcpts: tuple[str, ...],
@@ -187,16 +241,22 @@ class GatewayHandler:
 
     def _facts(self, print_: str, mail: Mail | None, envelope: MailEnvelope,
                decision: RoutingDecision, replies: dict[str, Reply], already: dict[str, str],
-               lmtp: bool) -> MessageFacts:
+               lmtp: bool, outbox: list[OutboxEntry]) -> MessageFacts:
         outcomes = []
         for r in dict.fromkeys(envelope.rcpt_tos):
             action = decision.for_recipient(r)
             reply = replies[r]
-            status = ("duplicate" if r in already else "delivered" if reply.ok
-                      else "deferred" if reply.temporary else "rejected")
+            if r in already:
+                status = "duplicate"
+            elif not action.keeps_mail:
+                status = "diverted"
+            else:
+                status = ("delivered" if reply.ok else "deferred" if reply.temporary
+                          else "rejected")
             outcomes.append(OutcomeRow(r, action.action, status, str(reply), action.rule,
-                                       action.destination))
-        delivered = tuple((o.recipient, o.reply) for o in outcomes if o.status == "delivered")
+                                       action.destination, action.mode))
+        delivered = tuple((o.recipient, o.reply) for o in outcomes
+                          if o.status in ("delivered", "diverted"))
         verdict = decision.verdict
         message: dict[str, Any] = {
             "fingerprint": print_,
@@ -224,7 +284,8 @@ class GatewayHandler:
                 reply_depth=mail.thread.reply_depth,
                 defects=",".join(mail.defects),
             )
-        return MessageFacts(message=message, outcomes=tuple(outcomes), delivered=delivered)
+        return MessageFacts(message=message, outcomes=tuple(outcomes), delivered=delivered,
+                            outbox=tuple(entry.row() for entry in outbox))
 
 
 def _parse_safely(content: bytes, envelope: MailEnvelope) -> Mail | None:

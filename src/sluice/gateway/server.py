@@ -15,10 +15,14 @@ from sluice.core.errors import ConfigError
 from sluice.core.settings import Settings
 from sluice.gateway.auth import Authenticator, load_users
 from sluice.gateway.handler import GatewayHandler
-from sluice.gateway.pipeline import PipelineHook, deliver_everything
+from sluice.gateway.pipeline import PipelineHook
 from sluice.gateway.protocol import GatewayLMTP, GatewaySMTP
-from sluice.gateway.relay import Deliverer, MaildirDelivery, UpstreamRelay
+from sluice.gateway.relay import Deliverer, MaildirDelivery, Outgoing, UpstreamRelay
 from sluice.gateway.store import Store
+from sluice.gateway.wiring import default_hook, load_ruleset
+from sluice.router.blobs import BlobStore
+from sluice.router.destinations import make_destination
+from sluice.router.outbox import OutboxWorker
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +86,24 @@ def _tls_context(cert: Path, key: Path) -> ssl.SSLContext:
 class Gateway:
     """The running gateway: listeners, the store's writer thread and the relay pool."""
 
-    def __init__(self, settings: Settings, hook: PipelineHook = deliver_everything) -> None:
+    def __init__(self, settings: Settings, hook: PipelineHook | None = None) -> None:
+        """`hook` None: classify and apply the rules file (the production pipeline)."""
         self.settings = settings
         self.specs = [parse_listen(item) for item in settings.listen]
+        self.rules = load_ruleset(settings)
+        hook = hook or default_hook(settings, self.rules)
         self.engine = make_engine(settings)
         init_schema(self.engine)
         self.store = Store(self.engine)
         self.deliverer = make_deliverer(settings)
+        self.blobs = BlobStore(settings.data_dir / "blobs")
+        self.destinations = {
+            name: make_destination(name, spec.kind, spec.options, self.engine)
+            for name, spec in self.rules.destinations.items()
+        }
+        self.worker = OutboxWorker(self.engine, self.blobs, self.destinations, self._fall_back)
+        self._stopping = asyncio.Event()
+        self._worker_task: asyncio.Task[None] | None = None
         users = load_users(settings.auth_users_file) if settings.auth_users_file else {}
         self.authenticator = Authenticator(users) if users else None
         self.tls_context = (_tls_context(settings.tls_cert, settings.tls_key)
@@ -96,7 +111,8 @@ class Gateway:
         if self.authenticator and not self.tls_context:
             raise ConfigError("AUTH needs STARTTLS: set tls_cert and tls_key")
         self.handler = GatewayHandler(settings, self.store, self.deliverer, hook,
-                                      auth_enabled=self.authenticator is not None)
+                                      auth_enabled=self.authenticator is not None,
+                                      blobs=self.blobs, on_posts=self.worker.wake)
         self.servers: list[asyncio.base_events.Server] = []
         self.sessions: weakref.WeakSet[GatewaySMTP | GatewayLMTP] = weakref.WeakSet()
         self._prune_task: asyncio.Task[None] | None = None
@@ -129,6 +145,17 @@ class Gateway:
             self.servers.append(server)
             log.info("listening on %s", spec)
         self._prune_task = asyncio.create_task(self._prune_ledger())
+        if self.settings.worker:
+            self._worker_task = asyncio.create_task(self.worker.run(self._stopping))
+
+    async def _fall_back(self, mail_from: str, recipients: tuple[str, ...],
+                         content: bytes) -> set[str]:
+        """The outbox gave up on a destination: deliver the original as mail."""
+        replies = await self.deliverer.deliver(Outgoing(mail_from, recipients, content))
+        for rcpt, reply in replies.items():
+            if reply.permanent:
+                log.error("fall-back delivery to %s refused for good: %s", rcpt, reply)
+        return {rcpt for rcpt, reply in replies.items() if reply.temporary}
 
     @property
     def bound_ports(self) -> list[int]:
@@ -157,6 +184,9 @@ class Gateway:
             await server.wait_closed()
         if self._prune_task:
             self._prune_task.cancel()
+        self._stopping.set()
+        if self._worker_task is not None:
+            await self._worker_task
         await self.deliverer.close()
         self.store.close()
         self.engine.dispose()

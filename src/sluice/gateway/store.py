@@ -23,6 +23,7 @@ from sqlmodel import col
 
 from sluice.core.errors import StorageUnavailable
 from sluice.core.tables import LedgerEntry, MessageRecord, RecipientOutcome, utcnow
+from sluice.core.tables_router import OutboxJob
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class OutcomeRow:
     reply: str
     rule: str = ""
     destination: str = ""
+    mode: str = "enforce"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class MessageFacts:
     message: dict[str, Any]
     outcomes: tuple[OutcomeRow, ...]
     delivered: tuple[tuple[str, str], ...] = field(default=())  # (recipient, reply) for ledger
+    outbox: tuple[dict[str, Any], ...] = field(default=())  # OutboxJob rows
 
 
 class Store:
@@ -171,6 +174,7 @@ def _record(conn: Connection, facts: MessageFacts) -> int:
                     "reply": o.reply[:1024],
                     "rule": o.rule,
                     "destination": o.destination,
+                    "mode": o.mode,
                     "at": now,
                 }
                 for o in facts.outcomes
@@ -187,4 +191,6 @@ def _record(conn: Connection, facts: MessageFacts) -> int:
         ["fingerprint", "recipient"],
     )
     assert pk is not None
+    _insert_ignore(conn, OutboxJob.__table__, list(facts.outbox),  # type: ignore[attr-defined]
+                   ["key"])
     return int(pk)

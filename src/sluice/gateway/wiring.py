@@ -11,6 +11,9 @@ from sluice.core.decision import RoutingDecision
 from sluice.core.mail import Mail
 from sluice.core.settings import Settings
 from sluice.gateway.pipeline import PipelineHook, deliver_everything
+from sluice.router.decide import decide
+from sluice.router.rules import RuleSet
+from sluice.router.rulesfile import load_rules
 
 log = logging.getLogger(__name__)
 
@@ -21,17 +24,25 @@ def load_classifier(path: Path | None) -> Classifier:
     return Classifier.load(path) if path else Classifier.load_default()
 
 
-def classifying_hook(classifier: Classifier) -> PipelineHook:
-    """Classify, then deliver to everyone: the verdict is recorded with the message."""
+def load_ruleset(settings: Settings) -> RuleSet:
+    """The rules file's policy and user rules; without one, nothing is diverted."""
+    return load_rules(settings.rules_file) if settings.rules_file else RuleSet()
+
+
+def routing_hook(classifier: Classifier | None, rules: RuleSet) -> PipelineHook:
+    """Classify, then let the rules decide per recipient; the verdict is recorded."""
 
     async def hook(mail: Mail, recipients: tuple[str, ...]) -> RoutingDecision:
-        return RoutingDecision.deliver_all(recipients, classifier.classify(mail))
+        verdict = classifier.classify(mail) if classifier is not None else None
+        return decide(mail, verdict, rules)
 
     return hook
 
 
-def default_hook(settings: Settings) -> PipelineHook:
+def default_hook(settings: Settings, rules: RuleSet | None = None) -> PipelineHook:
     """The hook for `sluice serve` and `sluice gateway`."""
-    if not settings.classify:
+    rules = rules if rules is not None else load_ruleset(settings)
+    if not settings.classify and not rules.policy and not rules.users:
         return deliver_everything
-    return classifying_hook(load_classifier(settings.classifier_model))
+    classifier = load_classifier(settings.classifier_model) if settings.classify else None
+    return routing_hook(classifier, rules)

@@ -1,0 +1,63 @@
+"""Tables of the diversion path: the outbox and the built-in shared space's posts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from sluice.core.tables import utcnow
+
+#: Outbox job states. pending → done | fallback (the original mail went to the recipients).
+PENDING, DONE, FALLBACK = "pending", "done", "fallback"
+
+
+class OutboxJob(SQLModel, table=True):
+    """One post to publish, written in the same transaction that lets the gateway say 250."""
+
+    __tablename__ = "outbox_job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=400)  # fingerprint:destination
+    destination: str = Field(index=True, max_length=200)
+    fingerprint: str = Field(index=True, max_length=64)
+    post_json: str = Field(sa_column=Column(Text, nullable=False))
+    raw_sha256: str = Field(max_length=64)
+    #: The diverted recipients, newline-separated: they get the mail if the post fails.
+    recipients: str = Field(sa_column=Column(Text, nullable=False))
+    mail_from: str = Field(default="", max_length=512)
+    state: str = Field(default=PENDING, index=True, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    deadline_at: datetime
+    claimed_until: datetime | None = None
+    last_error: str = Field(default="", max_length=1024)
+    created_at: datetime = Field(default_factory=utcnow)
+    done_at: datetime | None = None
+    link: str = Field(default="", max_length=1024)
+
+
+class SpacePost(SQLModel, table=True):
+    """A diverted message as a post in a channel of the built-in shared space."""
+
+    __tablename__ = "space_post"
+    __table_args__ = (UniqueConstraint("channel", "fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(index=True, max_length=200)
+    fingerprint: str = Field(index=True, max_length=64)
+    message_id: str = Field(default="", index=True, max_length=998)
+    subject: str = ""
+    sender: str = Field(default="", max_length=512)
+    sender_name: str = Field(default="", max_length=512)
+    category: str = Field(default="", max_length=32)
+    excerpt: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    #: sha256 of the raw message in the blob store.
+    raw_sha256: str = Field(default="", max_length=64)
+    attachments_json: str = Field(default="[]", sa_column=Column(Text, nullable=False,
+                                                                 default="[]"))
+    recipients: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    thread_subject: str = Field(default="", index=True)
+    in_reply_to: str = Field(default="", max_length=998)
+    posted_at: datetime = Field(default_factory=utcnow, index=True)

@@ -1,0 +1,163 @@
+"""Destinations: where a diverted message is published.
+
+Every destination publishes a Post idempotently by its key where the receiving side allows
+it: the shared space by a unique constraint, webhooks by the `X-Sluice-Delivery` header a
+receiver can deduplicate on, chat systems (through apprise) at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from sluice.core.errors import ConfigError
+from sluice.core.post import Post
+from sluice.core.tables_router import SpacePost
+
+#: A destination that does not answer within this many seconds has failed this attempt.
+PUBLISH_TIMEOUT = 20.0
+SIGNATURE_HEADER = "X-Sluice-Signature"
+DELIVERY_HEADER = "X-Sluice-Delivery"
+
+
+class PublishError(Exception):
+    """This attempt failed; the outbox retries until the deadline, then falls back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    link: str
+
+
+class Destination(Protocol):
+    name: str
+
+    async def publish(self, post: Post, raw_sha256: str) -> Published: ...
+
+
+def webhook_payload(post: Post) -> dict[str, Any]:
+    """The JSON object a generic webhook receives."""
+    return {
+        "key": post.key,
+        "message_id": post.message_id,
+        "subject": post.subject,
+        "sender": post.sender,
+        "sender_name": post.sender_name,
+        "category": post.category,
+        "confidence": post.confidence,
+        "received_at": post.received_at.isoformat(),
+        "text": post.excerpt,
+        "url": post.url,
+        "attachments": [asdict(a) for a in post.attachments],
+        "recipients": list(post.recipients),
+        "destination": post.destination,
+    }
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookDestination:
+    def __init__(self, name: str, url: str, secret: str = "") -> None:
+        self.name, self.url, self.secret = name, url, secret
+
+    async def publish(self, post: Post, raw_sha256: str) -> Published:
+        body = json.dumps(webhook_payload(post), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", DELIVERY_HEADER: post.key,
+                   "User-Agent": "Sluice"}
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign(self.secret, body)
+        try:
+            async with httpx.AsyncClient(timeout=PUBLISH_TIMEOUT) as client:
+                response = await client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise PublishError(f"webhook {self.name}: {type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            raise PublishError(f"webhook {self.name}: HTTP {response.status_code}")
+        return Published(link=post.url)
+
+
+def chat_text(post: Post) -> tuple[str, str]:
+    """Title and body for a chat message: subject, sender, excerpt, attachments, link."""
+    title = post.subject
+    lines = [f"From {post.sender_name or post.sender} ({post.category or 'mail'})", "",
+             post.excerpt]
+    if post.attachments:
+        names = ", ".join(a.filename for a in post.attachments)
+        lines += ["", f"Attachments: {names}"]
+    lines += ["", f"Full message: {post.url}"]
+    return title, "\n".join(lines)
+
+
+class AppriseDestination:
+    """Slack, Teams, Mattermost, Matrix, Zulip, Discord… through apprise's URL schemes."""
+
+    def __init__(self, name: str, url: str) -> None:
+        import apprise
+
+        self.name, self.url = name, url
+        self._apprise = apprise.Apprise()
+        if not self._apprise.add(url):
+            raise ConfigError(f"destination {name}: apprise does not understand {url!r}")
+
+    async def publish(self, post: Post, raw_sha256: str) -> Published:
+        title, body = chat_text(post)
+        ok = await asyncio.to_thread(self._apprise.notify, title=title, body=body)
+        if not ok:
+            raise PublishError(f"chat destination {self.name} refused or was unreachable")
+        return Published(link=post.url)
+
+
+class SpaceDestination:
+    """The built-in shared space: a post row per channel and message, exactly once."""
+
+    def __init__(self, name: str, channel: str, engine: Engine) -> None:
+        self.name, self.channel, self.engine = name, channel, engine
+
+    async def publish(self, post: Post, raw_sha256: str) -> Published:
+        return await asyncio.to_thread(self._publish, post, raw_sha256)
+
+    def _publish(self, post: Post, raw_sha256: str) -> Published:
+        row = {
+            "channel": self.channel, "fingerprint": post.fingerprint,
+            "message_id": post.message_id, "subject": post.subject, "sender": post.sender,
+            "sender_name": post.sender_name, "category": post.category,
+            "excerpt": post.excerpt, "raw_sha256": raw_sha256,
+            "attachments_json": json.dumps([asdict(a) for a in post.attachments]),
+            "recipients": "\n".join(post.recipients), "thread_subject": post.thread_subject,
+            "in_reply_to": post.in_reply_to, "posted_at": post.received_at,
+        }
+        table = SpacePost.__table__  # type: ignore[attr-defined]
+        with Session(self.engine) as session:
+            dialect = session.get_bind().dialect.name
+            insert = sqlite_insert if dialect == "sqlite" else pg_insert
+            session.execute(insert(table).values(**row).on_conflict_do_nothing(
+                index_elements=["channel", "fingerprint"]))
+            session.commit()
+            post_id = session.exec(select(col(SpacePost.id)).where(
+                col(SpacePost.channel) == self.channel,
+                col(SpacePost.fingerprint) == post.fingerprint)).one()
+        return Published(link=f"{post.url.rsplit('/m/', 1)[0]}/space/{self.channel}/{post_id}")
+
+
+def make_destination(name: str, kind: str, options: Mapping[str, Any],
+                     engine: Engine) -> Destination:
+    if kind == "space":
+        return SpaceDestination(name, str(options.get("channel") or name), engine)
+    if kind == "webhook":
+        return WebhookDestination(name, str(options["url"]), str(options.get("secret", "")))
+    if kind == "apprise":
+        return AppriseDestination(name, str(options["url"]))
+    raise ConfigError(f"destination {name}: unknown kind {kind!r}")

@@ -1,0 +1,194 @@
+"""The outbox: posts written durably with the message, published by a worker with retries.
+
+A destination that stays down past the job's deadline makes the worker deliver the original
+message to the diverted recipients instead (fall-back), marked with a header: nothing that
+was acknowledged is lost. Jobs are claimed with a lease, so a worker that dies mid-job
+leaves it to be picked up again once the lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, or_, update
+from sqlmodel import Session, col, select
+
+from sluice.core.post import Post
+from sluice.core.tables import utcnow
+from sluice.core.tables_router import DONE, FALLBACK, PENDING, OutboxJob
+from sluice.router.blobs import BlobStore
+from sluice.router.destinations import Destination, PublishError
+from sluice.router.post import post_from_json, post_to_json
+
+log = logging.getLogger(__name__)
+
+FALLBACK_HEADER = "X-Sluice-Fallback"
+#: Jobs claimed per round, lease per claim, longest wait between two attempts.
+CLAIM_BATCH = 20
+CLAIM_LEASE = timedelta(minutes=2)
+MAX_BACKOFF = timedelta(minutes=5)
+FIRST_BACKOFF = timedelta(seconds=5)
+
+#: Deliver (mail_from, recipients, content); returns the recipients to try again later.
+FallbackSender = Callable[[str, tuple[str, ...], bytes], Awaitable[set[str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """What the gateway writes, in the transaction that records the message."""
+
+    post: Post
+    raw_sha256: str
+    recipients: tuple[str, ...]
+    mail_from: str
+    deadline_at: datetime
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "key": self.post.key, "destination": self.post.destination,
+            "fingerprint": self.post.fingerprint, "post_json": post_to_json(self.post),
+            "raw_sha256": self.raw_sha256, "recipients": "\n".join(self.recipients),
+            "mail_from": self.mail_from, "state": PENDING, "attempts": 0,
+            "next_attempt_at": utcnow(), "deadline_at": self.deadline_at,
+            "created_at": utcnow(), "last_error": "", "link": "",
+        }
+
+
+def backoff(attempts: int) -> timedelta:
+    delay: timedelta = FIRST_BACKOFF * (2 ** max(attempts - 1, 0))
+    return min(delay, MAX_BACKOFF)
+
+
+def fallback_header(destination: str, reason: str) -> bytes:
+    reason = " ".join(reason.split())[:200]
+    return (f"{FALLBACK_HEADER}: destination {destination} unavailable ({reason}); "
+            "delivered as mail\r\n").encode("utf-8", "replace")
+
+
+class OutboxWorker:
+    def __init__(self, engine: Engine, blobs: BlobStore,
+                 destinations: Mapping[str, Destination], fallback: FallbackSender,
+                 *, poll_seconds: float = 1.0) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.destinations = destinations
+        self.fallback = fallback
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New work was committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("outbox round failed; trying again")
+                handled = 0
+            if handled:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()),
+                       asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=self.poll_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def run_once(self) -> int:
+        """Claim due jobs and work them; returns how many were handled."""
+        jobs = await asyncio.to_thread(self._claim)
+        for job in jobs:
+            await self._work(job)
+        return len(jobs)
+
+    def _claim(self) -> list[OutboxJob]:
+        now = utcnow()
+        with Session(self.engine) as session:
+            query = (select(OutboxJob)
+                     .where(col(OutboxJob.state) == PENDING,
+                            col(OutboxJob.next_attempt_at) <= now,
+                            or_(col(OutboxJob.claimed_until).is_(None),
+                                col(OutboxJob.claimed_until) < now))
+                     .order_by(col(OutboxJob.id)).limit(CLAIM_BATCH))
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            jobs = list(session.exec(query).all())
+            if jobs:
+                session.execute(update(OutboxJob)
+                                .where(col(OutboxJob.id).in_([j.id for j in jobs]))
+                                .values(claimed_until=now + CLAIM_LEASE))
+                session.commit()
+                for job in jobs:
+                    session.refresh(job)
+                    session.expunge(job)
+            return jobs
+
+    async def _work(self, job: OutboxJob) -> None:
+        destination = self.destinations.get(job.destination)
+        if utcnow() >= _aware(job.deadline_at) or destination is None:
+            reason = job.last_error or "no such destination configured"
+            await self._fall_back(job, reason)
+            return
+        post = post_from_json(job.post_json)
+        try:
+            published = await destination.publish(post, job.raw_sha256)
+        except PublishError as exc:
+            await asyncio.to_thread(self._retry, job, str(exc))
+            return
+        except Exception as exc:  # a bug in a destination must not lose the post
+            log.exception("destination %s failed", job.destination)
+            await asyncio.to_thread(self._retry, job, f"{type(exc).__name__}: {exc}")
+            return
+        await asyncio.to_thread(self._finish, job, DONE, published.link)
+
+    async def _fall_back(self, job: OutboxJob, reason: str) -> None:
+        recipients = tuple(r for r in job.recipients.split("\n") if r)
+        try:
+            raw = await asyncio.to_thread(self.blobs.get, job.raw_sha256)
+        except OSError as exc:
+            log.error("outbox job %s: message blob missing: %s", job.key, exc)
+            await asyncio.to_thread(self._retry, job, f"blob missing: {exc}")
+            return
+        content = fallback_header(job.destination, reason) + raw
+        remaining = await self.fallback(job.mail_from, recipients, content)
+        if remaining:
+            await asyncio.to_thread(self._retry, job, "fall-back delivery deferred",
+                                    recipients=tuple(sorted(remaining)))
+            return
+        log.warning("outbox job %s: destination %s down past its deadline; delivered as mail",
+                    job.key, job.destination)
+        await asyncio.to_thread(self._finish, job, FALLBACK, "")
+
+    def _retry(self, job: OutboxJob, error: str,
+               recipients: tuple[str, ...] | None = None) -> None:
+        values: dict[str, Any] = {
+            "attempts": job.attempts + 1, "last_error": error[:1024], "claimed_until": None,
+            "next_attempt_at": utcnow() + backoff(job.attempts + 1),
+        }
+        if recipients is not None:
+            values["recipients"] = "\n".join(recipients)
+        with Session(self.engine) as session:
+            session.execute(update(OutboxJob).where(col(OutboxJob.id) == job.id).values(**values))
+            session.commit()
+
+    def _finish(self, job: OutboxJob, state: str, link: str) -> None:
+        with Session(self.engine) as session:
+            session.execute(update(OutboxJob).where(col(OutboxJob.id) == job.id).values(
+                state=state, link=link, done_at=utcnow(), claimed_until=None,
+                attempts=job.attempts + 1))
+            session.commit()
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they are UTC."""
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,65 @@
+"""build_post: a diverted message as a Post for one destination (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sluice.core.mail import Attachment, Mail
+from sluice.core.post import Post
+from sluice.core.verdict import Verdict
+
+#: A post shows this much of the text; the whole message is one click away.
+EXCERPT_CHARS = 1200
+
+
+def post_key(fingerprint: str, destination: str) -> str:
+    return f"{fingerprint}:{destination}"
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The readable start of the text: quoted replies dropped, whitespace tidied."""
+    lines = [line.rstrip() for line in text.splitlines() if not line.lstrip().startswith(">")]
+    tidy = "\n".join(lines).strip()
+    while "\n\n\n" in tidy:
+        tidy = tidy.replace("\n\n\n", "\n\n")
+    return tidy if len(tidy) <= limit else tidy[: limit - 1].rstrip() + "…"
+
+
+def build_post(mail: Mail, verdict: Verdict | None, *, destination: str, fingerprint: str,
+               recipients: tuple[str, ...], base_url: str,
+               received_at: datetime | None = None) -> Post:
+    return Post(
+        key=post_key(fingerprint, destination),
+        destination=destination,
+        fingerprint=fingerprint,
+        message_id=mail.message_id,
+        subject=mail.subject or "(no subject)",
+        sender=mail.from_addr or mail.envelope.mail_from,
+        sender_name=mail.from_name,
+        category=verdict.category if verdict else "",
+        confidence=verdict.confidence if verdict else 0.0,
+        received_at=received_at or datetime.now(UTC),
+        excerpt=excerpt(mail.text),
+        url=f"{base_url.rstrip('/')}/m/{fingerprint}",
+        attachments=mail.attachments,
+        recipients=recipients,
+        thread_subject=mail.thread.normalized_subject,
+        in_reply_to=mail.thread.in_reply_to,
+    )
+
+
+def post_to_json(post: Post) -> str:
+    data = asdict(post)
+    data["received_at"] = post.received_at.isoformat()
+    return json.dumps(data, ensure_ascii=False)
+
+
+def post_from_json(text: str) -> Post:
+    data: dict[str, Any] = json.loads(text)
+    data["received_at"] = datetime.fromisoformat(data["received_at"])
+    data["attachments"] = tuple(Attachment(**a) for a in data["attachments"])
+    data["recipients"] = tuple(data["recipients"])
+    return Post(**data)
