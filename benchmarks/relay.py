@@ -1,0 +1,532 @@
+"""Relay throughput: Sluice against a bare aiosmtpd relay and smtp-sink itself.
+
+Run on demand (this is not a test):
+
+    .venv/bin/python benchmarks/relay.py              # full run, a few minutes
+    .venv/bin/python benchmarks/relay.py --quick      # smoke run, under a minute
+    .venv/bin/python benchmarks/relay.py --messages 2000
+
+One smtp-sink (Postfix) is the upstream for everything in the run. Three targets are
+measured against it, in the same run, with the same load client (Postfix's smtp-source):
+
+- ``sink``   smtp-sink directly: the ceiling of the client, the sink and the loopback;
+- ``bare``   a minimal aiosmtpd relay written below (``handle_DATA`` relays envelope and
+             content with aiosmtplib over a small pool of kept-open connections, like
+             Sluice's own pool), run as a subprocess;
+- ``sluice`` ``sluice gateway`` as a subprocess: parse, ledger lookup, relay, durable
+             record (SQLite WAL, synchronous=FULL, group commit), then the reply.
+
+Relays run as subprocesses so the load client, the sink and the relay never share an
+event loop. Each cell (message size x concurrent sessions x target) is run ``--repeats``
+times after one warm-up run per target; the median wall-clock rate is reported. After
+every run the sink's own counter must have grown by exactly the number of messages sent,
+and smtp-source must exit 0, or the run is reported as a failure: a fast failure is never
+mistaken for speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+KB = 1024
+#: Message payload sizes (smtp-source -l; its own headers add about 120 bytes).
+SIZES: dict[str, int] = {"4 KB": 4 * KB, "100 KB": 100 * KB}
+SESSIONS: tuple[int, ...] = (1, 20)
+TARGETS: tuple[str, ...] = ("sink", "bare", "sluice")
+TARGET_TITLES = {"sink": "smtp-sink", "bare": "bare relay", "sluice": "Sluice"}
+#: The issue's target: Sluice >= this x bare at 20 sessions with 4 KB messages.
+TARGET_RATIO = 0.8
+#: Size of the bare relay's upstream pool; Sluice's default upstream_pool_size is 20 too.
+BARE_POOL_SIZE = 20
+#: Pooled connections idle longer than this are closed (Sluice: upstream_idle_seconds = 30).
+BARE_IDLE_SECONDS = 30.0
+#: smtp-sink's -c counter line: "sess=N quit=N mesg=N".
+_SINK_COUNTER = re.compile(rb"mesg=(\d+)")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class BenchmarkError(RuntimeError):
+    """A run did not deliver what it claimed: the measurement is void."""
+
+
+# -- small process helpers --------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0,
+                  proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BenchmarkError(f"process {proc.args!r} exited with {proc.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port}")
+
+
+def find_binary(name: str) -> str:
+    path = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+    if path is None:
+        raise SystemExit(f"{name} not found: install Postfix (Debian package `postfix`)")
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc; 0 elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+class Child:
+    """A child process that is always stopped: SIGTERM, then SIGKILL."""
+
+    def __init__(self, name: str, args: Sequence[str], log: Path, port: int) -> None:
+        self.name, self.port, self.log = name, port, log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, proc=self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(errors="replace").replace("\r", "\n")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+class Sink(Child):
+    """smtp-sink with its -c counters on stdout: the count of messages it received."""
+
+    def __init__(self, workdir: Path) -> None:
+        port = free_port()
+        args = [find_binary("smtp-sink"), "-c"]
+        if os.geteuid() == 0:
+            args += ["-u", "nobody"]  # smtp-sink refuses to run as root otherwise
+        args += [f"127.0.0.1:{port}", "256"]
+        super().__init__("smtp-sink", args, workdir / "smtp-sink.out", port)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def count(self) -> int:
+        """Messages received so far ("." seen), from the last counter line."""
+        with open(self.log, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            found = _SINK_COUNTER.findall(fh.read())
+        return int(found[-1]) if found else 0
+
+    def wait_count(self, expected: int, timeout: float = 5.0) -> int:
+        deadline = time.monotonic() + timeout
+        count = self.count()
+        while count < expected and time.monotonic() < deadline:
+            time.sleep(0.02)
+            count = self.count()
+        time.sleep(0.05)  # a late extra message (a duplicate) would show up now
+        return self.count()
+
+
+# -- the bare relay (runs as `relay.py --serve-bare ...` in its own process) ----------------
+
+
+class BareRelayHandler:
+    """The least an aiosmtpd relay must do: relay each message, answer after the upstream.
+
+    Upstream connections are kept open in a pool (at most BARE_POOL_SIZE idle, none older
+    than BARE_IDLE_SECONDS), as Sluice does; a pooled connection the upstream closed in the
+    meantime is replaced once, before anything was sent. ``per_message=True`` opens a new
+    connection for every message instead.
+    """
+
+    def __init__(self, host: str, port: int, *, per_message: bool = False) -> None:
+        self.host, self.port, self.per_message = host, port, per_message
+        self._idle: list[tuple[float, Any]] = []
+
+    async def _connect(self) -> Any:
+        import aiosmtplib
+
+        client = aiosmtplib.SMTP(hostname=self.host, port=self.port, local_hostname="bare",
+                                 start_tls=False, use_tls=False, timeout=60)
+        await client.connect()
+        return client
+
+    def _pooled(self) -> Any | None:
+        now = time.monotonic()
+        while self._idle:
+            since, client = self._idle.pop()
+            if client.is_connected and now - since < BARE_IDLE_SECONDS:
+                return client
+            client.close()
+        return None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import aiosmtplib
+
+        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
+        for attempt in (1, 2):
+            client = None if self.per_message else self._pooled()
+            pooled = client is not None
+            try:
+                if client is None:
+                    client = await self._connect()
+                await client.mail(sender)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                if client is not None:
+                    client.close()
+                if pooled and attempt == 1:
+                    continue  # the upstream closed the idle connection: nothing sent yet
+                return f"451 4.4.1 relay failed: {type(exc).__name__}"
+            except Exception as exc:
+                if client is not None:
+                    client.close()
+                return f"451 4.4.1 relay failed: {type(exc).__name__}"
+            try:
+                for rcpt in envelope.rcpt_tos:
+                    await client.rcpt(rcpt)
+                await client.data(envelope.content)
+            except Exception as exc:
+                client.close()
+                return f"451 4.4.1 relay failed: {type(exc).__name__}"
+            if self.per_message:
+                await client.quit()
+            elif len(self._idle) < BARE_POOL_SIZE:
+                self._idle.append((time.monotonic(), client))
+            else:
+                client.close()
+            return "250 2.0.0 OK"
+        return "451 4.4.1 relay failed"  # pragma: no cover
+
+
+async def _serve_bare(listen_port: int, upstream: str, per_message: bool) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    host, _, port = upstream.rpartition(":")
+    handler = BareRelayHandler(host, int(port), per_message=per_message)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="bare", ident="bare relay", decode_data=False,
+                     loop=loop),
+        "127.0.0.1", listen_port, reuse_address=True,
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+# -- the load client ---------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    rate: float  # messages per second, wall clock
+    cpu_ms: float  # relay process CPU per message (0 for smtp-sink direct)
+
+
+def run_source(port: int, *, sessions: int, count: int, length: int,
+               reuse: bool) -> float:
+    """Send `count` messages with smtp-source; returns the wall-clock seconds it took."""
+    args = [find_binary("smtp-source"), "-s", str(sessions), "-m", str(count),
+            "-l", str(length), "-N", "-M", "bench.example"]
+    if reuse:
+        args.append("-d")
+    args.append(f"127.0.0.1:{port}")
+    started = time.perf_counter()
+    done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          timeout=600, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise BenchmarkError(f"smtp-source exited {done.returncode}: "
+                             f"{done.stderr.decode(errors='replace').strip()[-500:]}")
+    return elapsed
+
+
+def measure(sink: Sink, target: Child | None, *, sessions: int, count: int, length: int,
+            reuse: bool) -> Sample:
+    port = target.port if target else sink.port
+    before = sink.count()
+    cpu_before = target.cpu() if target else 0.0
+    elapsed = run_source(port, sessions=sessions, count=count, length=length, reuse=reuse)
+    cpu = (target.cpu() - cpu_before) if target else 0.0
+    arrived = sink.wait_count(before + count) - before
+    if arrived != count:
+        detail = f"\n{target.name} log:\n{target.log_tail()}" if target else ""
+        raise BenchmarkError(f"sent {count} messages, smtp-sink received {arrived}{detail}")
+    return Sample(rate=count / elapsed, cpu_ms=1000 * cpu / count)
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    size: str
+    sessions: int
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+
+    def rate(self, target: str) -> float:
+        return statistics.median(s.rate for s in self.samples[target])
+
+    def spread(self, target: str) -> tuple[float, float]:
+        rates = [s.rate for s in self.samples[target]]
+        return min(rates), max(rates)
+
+    def cpu_ms(self, target: str) -> float:
+        return statistics.median(s.cpu_ms for s in self.samples[target])
+
+    def ratio(self, target: str = "sluice", base: str = "bare") -> float:
+        """Median of the per-repeat ratios: each repeat runs both back to back, so a load
+        change on the machine between repeats cancels out better than in a ratio of medians."""
+        pairs = zip(self.samples[target], self.samples[base], strict=True)
+        return statistics.median(a.rate / b.rate for a, b in pairs)
+
+
+@contextlib.contextmanager
+def started_targets(workdir: Path, sink: Sink, bare_per_message: bool) -> Iterator[
+        dict[str, Child | None]]:
+    children: list[Child] = []
+    try:
+        bare_port = free_port()
+        bare_args = [sys.executable, str(Path(__file__).resolve()), "--serve-bare",
+                     str(bare_port), sink.address]
+        if bare_per_message:
+            bare_args.append("--bare-per-message")
+        children.append(Child("bare relay", bare_args, workdir / "bare.log", bare_port))
+        sluice_port = free_port()
+        sluice_args = [sys.executable, "-m", "sluice.cli", "gateway",
+                       "--listen", f"127.0.0.1:{sluice_port}", "--upstream", sink.address,
+                       "--data-dir", str(workdir / "sluice-data"), "--hostname", "bench"]
+        children.append(Child("sluice gateway", sluice_args, workdir / "sluice.log",
+                              sluice_port))
+        yield {"sink": None, "bare": children[0], "sluice": children[1]}
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def fs_type(path: Path) -> str:
+    """The file system type of the mount holding `path` (Linux /proc/mounts)."""
+    best, kind = "", "unknown"
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    resolved = str(path.resolve())
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1]
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, parts[2]
+    return kind
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=True)
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + (" + uncommitted changes in src/" if dirty.stdout.strip()
+                                  else "")
+
+
+def environment(workdir: Path) -> list[str]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return [
+        f"date        {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        f"machine     {platform.machine()}, {os.cpu_count()} cores, Linux "
+        f"{platform.release()}",
+        f"python      {platform.python_version()}; aiosmtpd {version('aiosmtpd')}, "
+        f"aiosmtplib {version('aiosmtplib')}, SQLAlchemy {version('SQLAlchemy')}",
+        f"sluice      commit {git_commit()}; data dir {workdir} ({fs_type(workdir)})",
+        f"load avg    {load_average()} (1, 5, 15 min) before the run; other work on the "
+        "machine skews the rates",
+    ]
+
+
+def run(args: argparse.Namespace) -> list[Cell]:
+    sizes = {name: SIZES[name] for name in args.sizes}
+    cells = [Cell(size, sessions) for size in sizes for sessions in args.sessions]
+    workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-", dir=args.workdir))
+    sink: Sink | None = None
+    try:
+        print("\n".join(environment(workdir)))
+        connections = ("one connection per session (-d)" if args.reuse
+                       else "a new connection per message")
+        print(f"load        smtp-source, {args.messages} messages per run, {connections}, "
+              f"{args.repeats} repeats per cell, median reported\n")
+        sink = Sink(workdir)
+        with started_targets(workdir, sink, args.bare_per_message) as targets:
+            warm = min(args.messages, 200)
+            for name, target in targets.items():
+                measure(sink, target, sessions=max(args.sessions), count=warm,
+                        length=SIZES["4 KB"], reuse=args.reuse)
+                print(f"warm-up     {TARGET_TITLES[name]}: {warm} messages", flush=True)
+            for repeat in range(1, args.repeats + 1):
+                for cell in cells:
+                    for name in TARGETS:
+                        sample = measure(sink, targets[name], sessions=cell.sessions,
+                                         count=args.messages, length=sizes[cell.size],
+                                         reuse=args.reuse)
+                        cell.samples.setdefault(name, []).append(sample)
+                        print(f"run {repeat}/{args.repeats}   {cell.size:>6} x {cell.sessions:>2} "
+                              f"sessions  {TARGET_TITLES[name]:<10} {sample.rate:8.0f} msg/s",
+                              flush=True)
+    finally:
+        if sink is not None:
+            sink.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return cells
+
+
+def report(cells: list[Cell]) -> str:
+    rows = [
+        "| size   | sessions | smtp-sink | bare relay |   Sluice | Sluice/bare | Sluice/sink "
+        "| CPU ms/msg bare | CPU ms/msg Sluice |",
+        "|--------|---------:|----------:|-----------:|---------:|------------:|------------:"
+        "|----------------:|------------------:|",
+    ]
+    for c in cells:
+        rows.append(
+            f"| {c.size:<6} | {c.sessions:>8} | {c.rate('sink'):9.0f} | {c.rate('bare'):10.0f} "
+            f"| {c.rate('sluice'):8.0f} | {c.ratio():11.2f} | {c.ratio('sluice', 'sink'):11.2f} "
+            f"| {c.cpu_ms('bare'):15.2f} | {c.cpu_ms('sluice'):17.2f} |"
+        )
+    rows += ["", "Rates: messages/second, median of the repeats. Ratios: median of the per-repeat",
+             "ratios. CPU: user+system time of the relay process (all threads) per message.",
+             "Spread (min-max msg/s) of the repeats:"]
+    for c in cells:
+        spreads = ", ".join(f"{TARGET_TITLES[t]} {lo:.0f}-{hi:.0f}"
+                            for t in TARGETS for lo, hi in [c.spread(t)])
+        rows.append(f"  {c.size:>6} x {c.sessions:>2} sessions: {spreads}")
+    for c in cells:
+        if c.size == "4 KB" and c.sessions == 20:
+            ratio = c.ratio()
+            verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+            rows.append(f"\nSluice/bare at 20 sessions, 4 KB: {ratio:.2f} "
+                        f"(target >= {TARGET_RATIO:.1f}: {verdict}); CPU per message "
+                        f"bare/Sluice {c.cpu_ms('bare') / c.cpu_ms('sluice'):.2f}")
+    return "\n".join(rows)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=None,
+                        help="messages per run (default 1000; 150 with --quick)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per cell (median)")
+    parser.add_argument("--quick", action="store_true",
+                        help="few messages per run: a smoke run in under a minute")
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES),
+                        metavar="SIZE", help='message sizes: "4 KB" "100 KB"')
+    parser.add_argument("--sessions", nargs="+", type=int, default=list(SESSIONS),
+                        help="concurrent sessions (default 1 20)")
+    parser.add_argument("--new-connection-per-message", dest="reuse", action="store_false",
+                        help="smtp-source without -d: connect, EHLO and QUIT for every message")
+    parser.add_argument("--bare-per-message", action="store_true",
+                        help="the bare relay opens a new upstream connection per message "
+                             "(default: a pool, as Sluice)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="parent of the scratch folder (default: the system temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
+    parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "UPSTREAM"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.messages is None:
+        args.messages = 150 if args.quick else 1000
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_bare:
+        asyncio.run(_serve_bare(int(args.serve_bare[0]), args.serve_bare[1],
+                                args.bare_per_message))
+        return 0
+    started = time.monotonic()
+    try:
+        cells = run(args)
+    except BenchmarkError as exc:
+        print(f"\nbenchmark void: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(report(cells))
+    print(f"\n(total {time.monotonic() - started:.0f} s; load avg after the run "
+          f"{load_average()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
