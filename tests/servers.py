@@ -134,7 +134,8 @@ class SmtpSink:
 class GatewayThread:
     """An in-process gateway on its own event loop thread, for blocking smtplib clients."""
 
-    def __init__(self, settings: Settings, hook: PipelineHook = deliver_everything) -> None:
+    def __init__(self, settings: Settings,
+                 hook: PipelineHook | None = deliver_everything) -> None:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.gateway: Gateway | None = None
@@ -227,3 +228,48 @@ def iter_corpus_messages(limit: int) -> Iterator[Path]:
             count += 1
             if count >= limit:
                 return
+
+
+class HttpReceiver:
+    """A local HTTP server standing in for a webhook or chat service: records each request
+    and answers with `status` (change it to simulate an outage)."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.status = 200
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                receiver.requests.append((self.path, dict(self.headers.items()), body))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[tuple[str, dict[str, str],
+                                                                       bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.requests)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sluice.gateway.pipeline import deliver_everything
 from tests.postfix import REJECTED_ON_REINJECTION, PostfixInstance, PostfixMissing
 from tests.servers import GatewayThread, SmtpSink, gateway_settings
 
@@ -18,9 +19,10 @@ def start_gateway(tmp_path: Path) -> Iterator[StartGateway]:
     """Start an in-process gateway with settings overrides; stopped after the test."""
     started: list[GatewayThread] = []
 
-    def start(hook: Any = None, **overrides: Any) -> GatewayThread:
+    def start(hook: Any = deliver_everything, **overrides: Any) -> GatewayThread:
+        """hook=None: the production pipeline (classifier and rules from the settings)."""
         settings = gateway_settings(tmp_path, **overrides)
-        gw = GatewayThread(settings, hook) if hook else GatewayThread(settings)
+        gw = GatewayThread(settings, hook)
         started.append(gw)
         return gw
 
