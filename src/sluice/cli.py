@@ -17,18 +17,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `sluice --help` stays fast and import errors name the command.
+    from sluice import serve
     from sluice.classifier import commands as classifier_commands
+    from sluice.demo import commands as demo_commands
     from sluice.gateway import commands as gateway_commands
+    from sluice.reports import commands as reports_commands
     from sluice.router import commands as router_commands
 
-    gateway_commands.register(commands)
-    classifier_commands.register(commands)
-    router_commands.register(commands)
-    from sluice import serve
-    from sluice.demo import commands as demo_commands
-
-    serve.register(commands)
-    demo_commands.register(commands)
+    for package in (gateway_commands, serve, classifier_commands, router_commands,
+                    reports_commands, demo_commands):
+        package.register(commands)
     return parser
 
 

@@ -103,6 +103,26 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """The outbox worker alone (split deployments: gateways run with --no-worker)."""
+    settings = settings_from_args(args, listen=[], worker=True)
+
+    async def main() -> None:
+        from sluice.gateway.server import Gateway
+
+        gateway = Gateway(settings)
+        await gateway.start()
+        print(f"sluice worker: publishing to {', '.join(gateway.destinations) or 'nothing'}",
+              file=sys.stderr, flush=True)
+        try:
+            await stop_event().wait()
+        finally:
+            await gateway.stop()
+
+    asyncio.run(main())
+    return 0
+
+
 def cmd_passwd(args: argparse.Namespace) -> int:
     from sluice.gateway.auth import hash_password
 
@@ -116,6 +136,10 @@ def register(commands: Any) -> None:
     gateway = commands.add_parser("gateway", help="run the SMTP/LMTP relay")
     add_settings_arguments(gateway)
     gateway.set_defaults(func=cmd_gateway)
+
+    worker = commands.add_parser("worker", help="run only the outbox worker")
+    add_settings_arguments(worker)
+    worker.set_defaults(func=cmd_worker)
 
     passwd = commands.add_parser("passwd", help="print a users-file line for SMTP AUTH")
     passwd.add_argument("user")
