@@ -166,3 +166,41 @@ def test_crash_between_outbox_write_and_publication_publishes_exactly_once(
     assert len(receiver.requests) == 1
     db = sqlite3.connect(tmp_path / "data" / "sluice.db")
     assert db.execute("select count(*) from space_post").fetchone() == (1,)
+
+
+def test_relayed_copies_name_where_the_message_was_posted(
+        start_gateway: StartGateway, clean_sink: SmtpSink, tmp_path: Path) -> None:
+    gw = start_gateway(hook=None, upstream=clean_sink.address, classify=False,
+                       rules_file=rules_file(tmp_path))
+    with smtplib.SMTP("127.0.0.1", gw.port) as client:
+        client.sendmail("boss@example.com", TEAM, MESSAGE)
+    (relayed,) = clean_sink.wait_for(1)
+    assert b"\nX-Sluice-Posted-To: team-space <http://" in relayed.content
+    assert relayed.content.endswith(MESSAGE.replace(b"\r\n", b"\n"))
+
+
+def test_digest_lists_the_diverted_items_once(start_gateway: StartGateway,
+                                              clean_sink: SmtpSink, tmp_path: Path) -> None:
+    rules = tmp_path / "digest.yaml"
+    rules.write_text(
+        "internal_domains: [example.com]\n"
+        "destinations:\n  news: {kind: space}\n"
+        "users:\n  ann@example.com:\n"
+        '    - {match: {subject: "^\\\\[FYI\\\\]"}, action: digest, to: news}\n')
+    gw = start_gateway(hook=None, upstream=clean_sink.address, classify=False,
+                       rules_file=rules)
+    subjects = ["[FYI] Office closed on Friday", "[FYI] New coffee machine"]
+    with smtplib.SMTP("127.0.0.1", gw.port) as client:
+        for number, subject in enumerate(subjects):
+            client.sendmail("boss@example.com", ["ann@example.com"],
+                            MESSAGE.replace(b"[FYI] Office closed on Friday", subject.encode())
+                            .replace(b"<fyi-1@", f"<fyi-{number + 10}@".encode()))
+    assert clean_sink.messages() == []  # ann's inbox stays quiet
+    assert gw.gateway is not None
+    assert gw.call(gw.gateway.send_digests()) == 1
+    (digest,) = clean_sink.wait_for(1)
+    assert digest.rcpt_tos == ["ann@example.com"]
+    assert b"X-Sluice-Generated: digest" in digest.content
+    for subject in subjects:
+        assert subject.encode() in digest.content
+    assert gw.call(gw.gateway.send_digests()) == 0  # each item is listed once

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     outbox_deadline: float = 1800.0
     #: Run the outbox worker inside the gateway process (off for split deployments).
     worker: bool = True
+    #: When the daily digests go out (HH:MM, UTC).
+    digest_time: str = "07:00"
 
     # Web app.
     web_listen: str = "127.0.0.1:8025"
@@ -102,6 +104,15 @@ class Settings(BaseSettings):
     fault_pause_before_reply: float = 0.0
 
     _split_lists = field_validator("listen", "allowed_networks", mode="before")(_split_list)
+
+    @field_validator("digest_time")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        hour, sep, minute = value.partition(":")
+        if not (sep and hour.isdigit() and minute.isdigit() and int(hour) < 24
+                and int(minute) < 60):
+            raise ValueError("expected HH:MM (24-hour clock, UTC)")
+        return f"{int(hour):02d}:{int(minute):02d}"
 
     @field_validator("max_recipients")
     @classmethod

@@ -61,3 +61,32 @@ class SpacePost(SQLModel, table=True):
     thread_subject: str = Field(default="", index=True)
     in_reply_to: str = Field(default="", max_length=998)
     posted_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class DigestItem(SQLModel, table=True):
+    """A diverted message a user gets listed in their next daily digest."""
+
+    __tablename__ = "digest_item"
+    __table_args__ = (UniqueConstraint("user", "fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user: str = Field(index=True, max_length=512)
+    fingerprint: str = Field(max_length=64)
+    destination: str = Field(default="", max_length=200)
+    subject: str = ""
+    sender: str = Field(default="", max_length=512)
+    url: str = Field(default="", max_length=1024)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    sent_at: datetime | None = Field(default=None, index=True)
+
+
+class SenderNote(SQLModel, table=True):
+    """A sender was told once where their diverted broadcasts now go."""
+
+    __tablename__ = "sender_note"
+    __table_args__ = (UniqueConstraint("sender", "destination"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender: str = Field(max_length=512)
+    destination: str = Field(max_length=200)
+    sent_at: datetime = Field(default_factory=utcnow)

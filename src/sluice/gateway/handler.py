@@ -17,7 +17,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from sluice.core.decision import RoutingDecision
+from sluice.core.decision import DIGEST, ENFORCE, RoutingDecision
 from sluice.core.errors import StorageUnavailable
 from sluice.core.mail import Envelope as MailEnvelope
 from sluice.core.mail import Mail
@@ -163,8 +163,12 @@ class GatewayHandler:
                                        extended=bool(session.extended_smtp)),
                 queue_id=print_[:16], recipients=tuple(keep),
             )
+            # Copies that stay mail say where the same message also lives.
+            posted = b"".join(
+                f"X-Sluice-Posted-To: {e.post.destination} <{e.post.url}>\r\n".encode()
+                for e in outbox)
             relayed = await self.deliverer.deliver(Outgoing(
-                mail_from=mail_from, recipients=tuple(keep), content=trace + content,
+                mail_from=mail_from, recipients=tuple(keep), content=trace + posted + content,
                 smtp_utf8=bool(envelope.smtp_utf8),
                 eight_bit=any(o.upper() == "BODY=8BITMIME" for o in envelope.mail_options),
             ))
@@ -284,8 +288,16 @@ class GatewayHandler:
                 reply_depth=mail.thread.reply_depth,
                 defects=",".join(mail.defects),
             )
+        digest = tuple(
+            {"user": o.recipient, "fingerprint": print_, "destination": o.destination,
+             "subject": (mail.subject if mail else "") or "(no subject)",
+             "sender": (mail.from_addr if mail else "") or envelope.mail_from,
+             "url": f"{self.settings.effective_base_url.rstrip('/')}/m/{print_}",
+             "created_at": utcnow()}
+            for o in outcomes if o.action == DIGEST and o.mode == ENFORCE
+            and o.status == "diverted")
         return MessageFacts(message=message, outcomes=tuple(outcomes), delivered=delivered,
-                            outbox=tuple(entry.row() for entry in outbox))
+                            outbox=tuple(entry.row() for entry in outbox), digest=digest)
 
 
 def _parse_safely(content: bytes, envelope: MailEnvelope) -> Mail | None:

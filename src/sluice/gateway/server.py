@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import weakref
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from functools import partial
 from pathlib import Path
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from sluice.core.db import init_schema, make_engine
 from sluice.core.errors import ConfigError
 from sluice.core.settings import Settings
+from sluice.core.tables import utcnow
+from sluice.core.tables_router import DigestItem
 from sluice.gateway.auth import Authenticator, load_users
 from sluice.gateway.handler import GatewayHandler
 from sluice.gateway.pipeline import PipelineHook
@@ -22,6 +29,7 @@ from sluice.gateway.store import Store
 from sluice.gateway.wiring import default_hook, load_ruleset
 from sluice.router.blobs import BlobStore
 from sluice.router.destinations import make_destination
+from sluice.router.digest import DigestEntry, build_digest, next_digest_time
 from sluice.router.outbox import OutboxWorker
 
 log = logging.getLogger(__name__)
@@ -104,6 +112,7 @@ class Gateway:
         self.worker = OutboxWorker(self.engine, self.blobs, self.destinations, self._fall_back)
         self._stopping = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
+        self._digest_task: asyncio.Task[None] | None = None
         users = load_users(settings.auth_users_file) if settings.auth_users_file else {}
         self.authenticator = Authenticator(users) if users else None
         self.tls_context = (_tls_context(settings.tls_cert, settings.tls_key)
@@ -147,6 +156,52 @@ class Gateway:
         self._prune_task = asyncio.create_task(self._prune_ledger())
         if self.settings.worker:
             self._worker_task = asyncio.create_task(self.worker.run(self._stopping))
+            self._digest_task = asyncio.create_task(self._digest_loop())
+
+    async def _digest_loop(self) -> None:
+        hour, minute = (int(part) for part in self.settings.digest_time.split(":"))
+        while not self._stopping.is_set():
+            now = datetime.now(UTC)
+            wait = (next_digest_time(now, time(hour, minute)) - now).total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=wait)
+                return
+            try:
+                await self.send_digests()
+            except Exception:
+                log.exception("sending digests failed; next try tomorrow")
+
+    async def send_digests(self) -> int:
+        """Send every user their pending digest; returns how many digests were sent."""
+        pending = await asyncio.to_thread(self._pending_digests)
+        sent = 0
+        for user, items in pending.items():
+            entries = [DigestEntry(i.subject, i.sender, i.destination, i.url,
+                                   i.created_at) for i in items]
+            content = build_digest(user, entries, hostname=self.settings.hostname,
+                                   now=datetime.now(UTC))
+            replies = await self.deliverer.deliver(Outgoing("", (user,), content))
+            if replies[user].temporary:
+                log.warning("digest for %s deferred: %s", user, replies[user])
+                continue
+            await asyncio.to_thread(self._mark_digested, [i.id for i in items if i.id])
+            sent += 1
+        return sent
+
+    def _pending_digests(self) -> dict[str, list[DigestItem]]:
+        with Session(self.engine) as session:
+            items = session.exec(select(DigestItem).where(col(DigestItem.sent_at).is_(None))
+                                 .order_by(col(DigestItem.id))).all()
+        grouped: dict[str, list[DigestItem]] = {}
+        for item in items:
+            grouped.setdefault(item.user, []).append(item)
+        return grouped
+
+    def _mark_digested(self, ids: list[int]) -> None:
+        with Session(self.engine) as session:
+            session.execute(update(DigestItem).where(col(DigestItem.id).in_(ids))
+                            .values(sent_at=utcnow()))
+            session.commit()
 
     async def _fall_back(self, mail_from: str, recipients: tuple[str, ...],
                          content: bytes) -> set[str]:
@@ -187,6 +242,8 @@ class Gateway:
         self._stopping.set()
         if self._worker_task is not None:
             await self._worker_task
+        if self._digest_task is not None:
+            await self._digest_task
         await self.deliverer.close()
         self.store.close()
         self.engine.dispose()

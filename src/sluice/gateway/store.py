@@ -23,7 +23,7 @@ from sqlmodel import col
 
 from sluice.core.errors import StorageUnavailable
 from sluice.core.tables import LedgerEntry, MessageRecord, RecipientOutcome, utcnow
-from sluice.core.tables_router import OutboxJob
+from sluice.core.tables_router import DigestItem, OutboxJob
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class MessageFacts:
     outcomes: tuple[OutcomeRow, ...]
     delivered: tuple[tuple[str, str], ...] = field(default=())  # (recipient, reply) for ledger
     outbox: tuple[dict[str, Any], ...] = field(default=())  # OutboxJob rows
+    digest: tuple[dict[str, Any], ...] = field(default=())  # DigestItem rows
 
 
 class Store:
@@ -193,4 +194,6 @@ def _record(conn: Connection, facts: MessageFacts) -> int:
     assert pk is not None
     _insert_ignore(conn, OutboxJob.__table__, list(facts.outbox),  # type: ignore[attr-defined]
                    ["key"])
+    _insert_ignore(conn, DigestItem.__table__, list(facts.digest),  # type: ignore[attr-defined]
+                   ["user", "fingerprint"])
     return int(pk)
