@@ -204,3 +204,37 @@ def test_digest_lists_the_diverted_items_once(start_gateway: StartGateway,
     for subject in subjects:
         assert subject.encode() in digest.content
     assert gw.call(gw.gateway.send_digests()) == 0  # each item is listed once
+
+
+def test_sender_of_a_diverted_broadcast_is_told_once_where_it_went(
+        start_gateway: StartGateway, clean_sink: SmtpSink, tmp_path: Path) -> None:
+    from sluice.core.decision import RoutingDecision
+    from sluice.core.mail import Mail
+    from sluice.core.verdict import Verdict
+    from sluice.router.decide import decide
+    from sluice.router.rulesfile import load_rules
+
+    path = tmp_path / "notes.yaml"
+    path.write_text(
+        "internal_domains: [example.com]\n"
+        "destinations:\n  news: {kind: space, notify_sender: true}\n"
+        "users:\n  ann@example.com:\n"
+        "    - {match: {category: broadcast}, action: divert, to: news}\n")
+    rules = load_rules(path)
+
+    async def broadcast_hook(mail: Mail, recipients: tuple[str, ...]) -> RoutingDecision:
+        # A fixed verdict keeps this test about notes, not about the model.
+        return decide(mail, Verdict("broadcast", 0.95, ("test verdict",), "test"), rules)
+
+    gw = start_gateway(hook=broadcast_hook, upstream=clean_sink.address, rules_file=path)
+    with smtplib.SMTP("127.0.0.1", gw.port) as client:
+        for number in range(3):
+            client.sendmail("boss@example.com", ["ann@example.com"],
+                            MESSAGE.replace(b"<fyi-1@", f"<note-{number}@".encode()))
+    assert sorted(wait_for_jobs(tmp_path / "data", {"done"})) == [("news", "done")] * 3
+    (note,) = clean_sink.wait_for(1)
+    time.sleep(1.0)  # a second note would show up by now
+    assert len(clean_sink.messages()) == 1
+    assert note.rcpt_tos == ["boss@example.com"]
+    assert b"X-Sluice-Generated: sender-note" in note.content
+    assert b"now lives in news" in note.content

@@ -13,13 +13,16 @@ from functools import partial
 from pathlib import Path
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from sluice.core.db import init_schema, make_engine
 from sluice.core.errors import ConfigError
+from sluice.core.post import Post
 from sluice.core.settings import Settings
 from sluice.core.tables import utcnow
-from sluice.core.tables_router import DigestItem
+from sluice.core.tables_router import DigestItem, SenderNote
 from sluice.gateway.auth import Authenticator, load_users
 from sluice.gateway.handler import GatewayHandler
 from sluice.gateway.pipeline import PipelineHook
@@ -30,6 +33,7 @@ from sluice.gateway.wiring import default_hook, load_ruleset
 from sluice.router.blobs import BlobStore
 from sluice.router.destinations import make_destination
 from sluice.router.digest import DigestEntry, build_digest, next_digest_time
+from sluice.router.notes import build_sender_note
 from sluice.router.outbox import OutboxWorker
 
 log = logging.getLogger(__name__)
@@ -109,7 +113,8 @@ class Gateway:
             name: make_destination(name, spec.kind, spec.options, self.engine)
             for name, spec in self.rules.destinations.items()
         }
-        self.worker = OutboxWorker(self.engine, self.blobs, self.destinations, self._fall_back)
+        self.worker = OutboxWorker(self.engine, self.blobs, self.destinations, self._fall_back,
+                                   on_published=self._note_sender)
         self._stopping = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
         self._digest_task: asyncio.Task[None] | None = None
@@ -170,6 +175,31 @@ class Gateway:
                 await self.send_digests()
             except Exception:
                 log.exception("sending digests failed; next try tomorrow")
+
+    async def _note_sender(self, post: Post) -> None:
+        """Tell the sender of a diverted broadcast, once per destination, where it went."""
+        spec = self.rules.destinations.get(post.destination)
+        if (spec is None or not spec.options.get("notify_sender")
+                or post.category != "broadcast" or not post.sender
+                or not self.rules.is_internal(post.sender)):
+            return
+        if not await asyncio.to_thread(self._claim_note, post.sender, post.destination):
+            return
+        note = build_sender_note(post, hostname=self.settings.hostname, now=datetime.now(UTC))
+        await self.deliverer.deliver(Outgoing("", (post.sender,), note))
+
+    def _claim_note(self, sender: str, destination: str) -> bool:
+        """Record that the note is being sent; False if it was sent before."""
+        with Session(self.engine) as session:
+            dialect = session.get_bind().dialect.name
+            insert = sqlite_insert if dialect == "sqlite" else pg_insert
+            result = session.execute(insert(SenderNote.__table__)  # type: ignore[attr-defined]
+                                     .values(sender=sender, destination=destination,
+                                             sent_at=utcnow())
+                                     .on_conflict_do_nothing(
+                                         index_elements=["sender", "destination"]))
+            session.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def send_digests(self) -> int:
         """Send every user their pending digest; returns how many digests were sent."""

@@ -73,12 +73,14 @@ def fallback_header(destination: str, reason: str) -> bytes:
 class OutboxWorker:
     def __init__(self, engine: Engine, blobs: BlobStore,
                  destinations: Mapping[str, Destination], fallback: FallbackSender,
-                 *, poll_seconds: float = 1.0) -> None:
+                 *, poll_seconds: float = 1.0,
+                 on_published: Callable[[Post], Awaitable[None]] | None = None) -> None:
         self.engine = engine
         self.blobs = blobs
         self.destinations = destinations
         self.fallback = fallback
         self.poll_seconds = poll_seconds
+        self.on_published = on_published
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -148,6 +150,11 @@ class OutboxWorker:
             await asyncio.to_thread(self._retry, job, f"{type(exc).__name__}: {exc}")
             return
         await asyncio.to_thread(self._finish, job, DONE, published.link)
+        if self.on_published is not None:
+            try:
+                await self.on_published(post)
+            except Exception:  # a note to the sender is a courtesy, never a failure
+                log.exception("after-publication step failed for %s", job.key)
 
     async def _fall_back(self, job: OutboxJob, reason: str) -> None:
         recipients = tuple(r for r in job.recipients.split("\n") if r)
