@@ -238,3 +238,32 @@ def test_sender_of_a_diverted_broadcast_is_told_once_where_it_went(
     assert note.rcpt_tos == ["boss@example.com"]
     assert b"X-Sluice-Generated: sender-note" in note.content
     assert b"now lives in news" in note.content
+
+
+def test_rules_stored_in_the_database_replace_the_users_rules_from_the_file(
+        start_gateway: StartGateway, clean_sink: SmtpSink, tmp_path: Path) -> None:
+    from sqlmodel import Session
+
+    from sluice.core.db import init_schema, make_engine
+    from sluice.router.rulesdb import save_user_rules
+    from sluice.router.rulesfile import load_rules, rule_from_data
+    from tests.servers import gateway_settings
+
+    path = rules_file(tmp_path)
+    rules = load_rules(path)
+    engine = make_engine(gateway_settings(tmp_path))
+    init_schema(engine)
+    with Session(engine) as session:
+        # Ann, through the API: "keep my mail as mail".
+        keep = rule_from_data({"match": {"subject": "^\\[FYI\\]"}, "action": "deliver"},
+                              "ann@example.com", 1, rules.destinations, "test")
+        save_user_rules(session, "ann@example.com", [keep])
+        session.commit()
+    engine.dispose()
+    gw = start_gateway(hook=None, upstream=clean_sink.address, classify=False,
+                       rules_file=path)
+    with smtplib.SMTP("127.0.0.1", gw.port) as client:
+        client.sendmail("boss@example.com", TEAM, MESSAGE)
+    (relayed,) = clean_sink.wait_for(1)
+    assert sorted(relayed.rcpt_tos) == ["ann@example.com", "cem@example.com", "dia@example.com",
+                                        "eli@example.com"]  # only bob still diverts

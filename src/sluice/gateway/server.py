@@ -35,6 +35,7 @@ from sluice.router.destinations import make_destination
 from sluice.router.digest import DigestEntry, build_digest, next_digest_time
 from sluice.router.notes import build_sender_note
 from sluice.router.outbox import OutboxWorker
+from sluice.router.rulesdb import load_user_rules
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,12 @@ class Gateway:
         """`hook` None: classify and apply the rules file (the production pipeline)."""
         self.settings = settings
         self.specs = [parse_listen(item) for item in settings.listen]
-        self.rules = load_ruleset(settings)
-        hook = hook or default_hook(settings, self.rules)
         self.engine = make_engine(settings)
         init_schema(self.engine)
+        with Session(self.engine) as session:
+            # Users' rules edited through the API (stored) replace theirs from the file.
+            self.rules = load_user_rules(session, load_ruleset(settings))
+        hook = hook or default_hook(settings, self.rules)
         self.store = Store(self.engine)
         self.deliverer = make_deliverer(settings)
         self.blobs = BlobStore(settings.data_dir / "blobs")
