@@ -16,8 +16,11 @@ from sluice.classifier.training import Prepared, Recipe, folds, prepare, train
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 LABELS = CORPUS / "labels.csv"
-#: Quick recipe for tests: one fit, no inner cross-validation for the direct floor.
-QUICK = Recipe(tune_direct_floor=False)
+#: Labels added by this project by the same guideline (see docs/classifier.md).
+EXTRA_LABELS = (Path(__file__).resolve().parents[2] / "src" / "sluice" / "classifier" / "data"
+                / "extra_labels.csv")
+#: Quick recipe for tests: one fit, no inner cross-validation for the direct rule.
+QUICK = Recipe(tune_direct_rule=False)
 
 
 @dataclass

@@ -6,10 +6,12 @@ from collections import Counter
 
 import numpy as np
 
+from sluice.classifier.dataset import Example, load_examples
 from sluice.classifier.evaluation import score
 from sluice.classifier.rules import rule_category
-from sluice.classifier.training import Prepared, folds, thread_groups
-from tests.classifier.conftest import Split
+from sluice.classifier.training import Prepared, folds, prepare, thread_groups
+from sluice.core.verdict import CATEGORIES
+from tests.classifier.conftest import CORPUS, EXTRA_LABELS, Split
 
 
 def test_replies_share_the_thread_of_their_subject(prepared: Prepared) -> None:
@@ -40,3 +42,25 @@ def test_model_beats_majority_and_header_rules_on_held_out_threads(
     assert model.macro_f1 >= 0.75
     assert model.macro_f1 >= majority.macro_f1 + 0.5
     assert model.macro_f1 >= rules.macro_f1 + 0.2
+
+
+def test_extra_labels_are_readable_new_and_by_the_guideline(examples: list[Example]) -> None:
+    extra = load_examples(EXTRA_LABELS)
+    assert len(extra) >= 100
+    assert all(e.category in CATEGORIES and e.second in ("", *CATEGORIES) for e in extra)
+    corpus_paths = {(CORPUS / e.name).resolve() for e in examples}
+    extra_paths = [(EXTRA_LABELS.parent / e.name).resolve() for e in extra]
+    assert len(set(extra_paths)) == len(extra_paths)
+    assert not set(extra_paths) & corpus_paths
+
+
+def test_extra_labels_never_put_a_thread_on_both_sides(examples: list[Example]) -> None:
+    data = prepare(examples + load_examples(EXTRA_LABELS))
+    for train, test in folds(data, np.arange(len(data.rows)), 5):
+        assert not set(data.groups[train]) & set(data.groups[test])
+    # Messages of one thread across the two label files share a group, whichever file.
+    by_subject: dict[str, set[int]] = {}
+    for mail, group in zip(data.mails, data.groups, strict=True):
+        if mail.thread.normalized_subject:
+            by_subject.setdefault(mail.thread.normalized_subject, set()).add(int(group))
+    assert all(len(g) == 1 for g in by_subject.values())

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # scikit-learn and numpy load in the run_* functions, so `sluice --help` stays fast.
 
-_DEFAULT_OUT = Path("data") / "model.skops"
+_DEFAULT_OUT = Path("data") / "model.json"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,14 +31,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     classify.set_defaults(func=run_classify)
 
     data_help = ("labels CSV (file,category[,second]), a folder with one, or a folder with one "
-                 "sub-folder per category")
+                 "sub-folder per category; repeat to combine several (e.g. the corpus labels "
+                 "and extra labels)")
     training = subparsers.add_parser(
         "train", help="train a model on labeled mail and stored corrections",
         description="Train a model; stored corrections are learned too (--database-url, or "
         "the default SQLite database when it exists).",
     )
-    training.add_argument("--data", type=Path, required=True, help=data_help)
-    training.add_argument("--out", type=Path, default=_DEFAULT_OUT, help="model file to write")
+    training.add_argument("--data", type=Path, required=True, action="append", help=data_help)
+    training.add_argument("--out", type=Path, default=_DEFAULT_OUT,
+                          help="model file to write: a JSON model (fast to load, numpy only), "
+                          "or the scikit-learn pipeline when the name ends in .skops")
     training.add_argument("--config", type=Path, help="Sluice config file (TOML)")
     training.add_argument("--database-url", help="database holding corrections")
     training.add_argument("--no-corrections", action="store_true",
@@ -53,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Without --model: train and score by cross-validation split by thread. "
         "With --model: score that model on --data, which it must not have been trained on.",
     )
-    evaluate.add_argument("--data", type=Path, required=True, help=data_help)
+    evaluate.add_argument("--data", type=Path, required=True, action="append", help=data_help)
     evaluate.add_argument("--model", type=Path, help="score this model file instead")
     evaluate.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     evaluate.set_defaults(func=run_evaluate)
@@ -125,11 +128,10 @@ def _corrections(args: argparse.Namespace) -> list[Example]:
 
 def run_train(args: argparse.Namespace) -> int:
     from sluice.classifier import persist
-    from sluice.classifier.dataset import load_examples
     from sluice.classifier.evaluation import cross_validate, format_evaluation
     from sluice.classifier.training import Recipe, prepare, train
 
-    examples = load_examples(args.data)
+    examples = _examples(args.data)
     corrections = _corrections(args)
     data = prepare(examples + corrections)
     print(f"training on {len(examples)} labeled messages and {len(corrections)} corrections",
@@ -140,31 +142,36 @@ def run_train(args: argparse.Namespace) -> int:
         print(format_evaluation(result))
         figures = _evaluation_json(result)
     bundle = train(data)
+    bundle.metadata["data"] = [str(d) for d in args.data]
+    if figures:
+        bundle.metadata["evaluation"] = figures
     persist.save(bundle, args.out)
-    summary = {
-        "version": bundle.version,
-        "direct_floor": bundle.direct_floor,
-        "data": str(args.data),
-        **bundle.metadata,
-        **({"evaluation": figures} if figures else {}),
-    }
-    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.out.suffix != ".json":
+        # A JSON model carries these facts inside; a skops file gets them beside it.
+        summary = {"version": bundle.version, "direct_ratio": bundle.direct_ratio,
+                   **bundle.metadata}
+        args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out} (version {bundle.version})", file=sys.stderr)
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from sluice.classifier.dataset import load_examples
     from sluice.classifier.evaluation import cross_validate, evaluate_model, format_evaluation
     from sluice.classifier.training import Recipe, prepare
 
-    data = prepare(load_examples(args.data))
+    data = prepare(_examples(args.data))
     if args.model:
         result = evaluate_model(_load(args.model), data)
     else:
         result = cross_validate(data, Recipe(), n_folds=args.folds)
     print(format_evaluation(result), end="")
     return 0
+
+
+def _examples(paths: list[Path]) -> list[Example]:
+    from sluice.classifier.dataset import load_examples
+
+    return [example for path in paths for example in load_examples(path)]
 
 
 def _scores_json(scores: Scores) -> dict[str, Any]:
@@ -193,7 +200,10 @@ def _evaluation_json(result: Evaluation) -> dict[str, Any]:
         "expected_calibration_error": round(result.ece, 4),
         "log_loss": round(result.log_loss, 4),
         "model": _scores_json(result.model),
-        "model_without_direct_floor": _scores_json(result.argmax),
+        "model_without_direct_rule": _scores_json(result.argmax),
         "majority_class": _scores_json(result.majority),
         "header_rules": _scores_json(result.rules),
+        **({"model_on_first_source": {"source": result.first_source,
+                                      **_scores_json(result.model_on_first_source)}}
+           if result.model_on_first_source is not None else {}),
     }

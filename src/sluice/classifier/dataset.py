@@ -33,6 +33,8 @@ class Example:
     category: str
     second: str = ""
     source: str = "labels"  # "labels" | "correction"
+    #: Where the label came from: the labels CSV or folder it was read from.
+    origin: str = ""
 
 
 def _check_category(category: str, where: str) -> str:
@@ -66,6 +68,7 @@ def load_csv(path: Path) -> list[Example]:
                 raw=raw,
                 category=_check_category(row["category"], where),
                 second=_check_category(second, where) if second else "",
+                origin=str(path),
             ))
     return examples
 
@@ -83,7 +86,7 @@ def load_category_folders(folder: Path) -> list[Example]:
         sub = folder / category
         if sub.is_dir():
             examples.extend(
-                Example(name=s.name, raw=s.raw, category=category)
+                Example(name=s.name, raw=s.raw, category=category, origin=str(folder))
                 for s in read_folder(sub, f"{folder.name}/{category}")
             )
     return examples
@@ -117,6 +120,7 @@ def load_corrections(engine: Engine) -> list[Example]:
             raw=row.raw,
             category=_check_category(row.category, f"correction {row.id}"),
             source="correction",
+            origin="corrections",
         )
         for key, row in latest.items()
     ]

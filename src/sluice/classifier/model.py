@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from sluice.classifier import persist
-from sluice.classifier.features import Row, to_matrix, to_row
+from sluice.classifier.features import Row, to_row
 from sluice.classifier.reasons import MAX_REASONS, describe
 from sluice.classifier.scoring import LinearScorer, softmax
 from sluice.core.mail import Mail
 from sluice.core.verdict import Verdict
 
-#: The model shipped with Sluice, trained on the labeled corpus (see docs/classifier.md).
-DEFAULT_MODEL = Path(__file__).resolve().parent / "model" / "default.skops"
+#: The model shipped with Sluice, trained on the labeled corpus (see docs/classifier.md): a
+#: JSON model (`persist`), loaded with numpy alone, its cross-validated figures inside.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "model" / "default.json"
 _DIRECT = "direct"
 
 
@@ -29,13 +30,13 @@ class Classifier:
     def __init__(self, bundle: persist.ModelBundle) -> None:
         self.bundle = bundle
         self.version = bundle.version
-        self._scorer = LinearScorer(bundle.pipeline)
+        self._scorer: LinearScorer = bundle.scorer
         self.classes = self._scorer.classes
         self._direct = self.classes.index(_DIRECT) if _DIRECT in self.classes else -1
 
     @classmethod
     def load(cls, path: Path | str) -> Classifier:
-        """Load a model file (skops, trusted types only; see `persist`)."""
+        """Load a model file (JSON model, or skops with trusted types only; see `persist`)."""
         return cls(persist.load(Path(path)))
 
     @classmethod
@@ -69,16 +70,18 @@ class Classifier:
         )
 
     def choose(self, proba: np.ndarray) -> int:
-        """Most probable class, except that enough doubt towards `direct` keeps it direct."""
-        floor = self.bundle.direct_floor
-        if self._direct >= 0 and 0.0 < floor <= proba[self._direct]:
+        """Most probable class, except that enough doubt towards `direct` keeps it direct:
+        `direct` whenever P(direct) >= direct_ratio x the top probability."""
+        top = int(np.argmax(proba))
+        if self._direct >= 0 and proba[self._direct] >= self.bundle.direct_ratio * proba[top]:
             return self._direct
-        return int(np.argmax(proba))
+        return top
 
     def predict_proba(self, rows: list[Row]) -> np.ndarray:
-        """Class probabilities for many rows at once (columns in `self.classes` order)."""
-        result: np.ndarray = self.bundle.pipeline.predict_proba(to_matrix(rows))
-        return result
+        """Class probabilities for many rows (columns in `self.classes` order)."""
+        if not rows:
+            return np.zeros((0, len(self.classes)))
+        return np.vstack([self._scorer.proba(row) for row in rows])
 
     def predict(self, rows: list[Row]) -> list[str]:
         return [self.classes[self.choose(p)] for p in self.predict_proba(rows)]

@@ -1,73 +1,150 @@
-"""Score one message straight from the fitted coefficients, without sklearn's per-call overhead.
+"""Score one message straight from the fitted coefficients, without scikit-learn at all.
 
 `Pipeline.predict_proba` on one message costs about a millisecond, almost all of it fixed
-validation and dispatch. The gateway classifies every message, so the fitted pipeline is
-compiled once into plain lookups (vocabulary, idf, coefficient rows) and a message is scored
-as a sparse dot product. The same sparse vector gives the reasons: each present feature's
-share of the push towards the chosen category. Tests pin this to `predict_proba`.
+validation and dispatch, and importing scikit-learn takes seconds. The gateway classifies
+every message, so a fitted pipeline is compiled once into plain lookups (vocabulary, idf,
+coefficient rows) and a message is scored as a sparse dot product. The compiled form is
+also what a model file holds (`persist`), so loading needs only numpy. The same sparse
+vector gives the reasons: each present feature's share of the push towards the chosen
+category. Tests pin this to `predict_proba`.
+
+The text analyzer below re-implements scikit-learn's word analyzer (lowercase, strip accents
+the "unicode" way, `token_pattern`, word n-grams) exactly; only that configuration is
+accepted when compiling.
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
+import itertools
 import math
+import re
+import unicodedata
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
 
 from sluice.classifier.features import COLUMNS, Row
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+#: Coefficients and idf are stored as float32 (the fitted model is rounded to match).
+STORED_DTYPE = "<f4"
+
+
+def _strip_accents(text: str) -> str:
+    if text.isascii():
+        return text
+    normalized = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in normalized if not unicodedata.combining(c))
+
 
 @dataclass(frozen=True, slots=True)
-class _TextPart:
+class TextPart:
+    """One TF-IDF column: how to cut its text into terms and what each term weighs."""
+
     column: str
     offset: int
     weight: float
-    analyzer: Callable[[str], list[str]]
     vocabulary: dict[str, int]
     idf: np.ndarray
     sublinear: bool
-    names: np.ndarray
+    names: tuple[str, ...]
+    token_pattern: re.Pattern[str]
+    ngram_max: int
+    lowercase: bool
+    strip_accents: bool
+    #: Words that start / end some word pair of the vocabulary: a pair whose words are not
+    #: both in these is not in the vocabulary either, so it is never built.
+    firsts: frozenset[str]
+    seconds: frozenset[str]
+
+    def terms(self, text: str) -> list[str]:
+        """scikit-learn's word analyzer (ngram_range=(1, ngram_max)), less the word pairs
+        that cannot be in the vocabulary."""
+        if self.lowercase:
+            text = text.lower()
+        if self.strip_accents:
+            text = _strip_accents(text)
+        tokens: list[str] = self.token_pattern.findall(text)
+        if self.ngram_max == 1:
+            return tokens
+        terms = list(tokens)
+        if self.ngram_max == 2:
+            firsts, seconds = self.firsts, self.seconds
+            terms.extend(f"{a} {b}" for a, b in itertools.pairwise(tokens)
+                         if a in firsts and b in seconds)
+            return terms
+        for n in range(2, min(self.ngram_max, len(tokens)) + 1):
+            terms.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+        return terms
+
+
+def _text_part(column: str, offset: int, weight: float, names: tuple[str, ...],
+               idf: np.ndarray, sublinear: bool, token_pattern: str, ngram_max: int,
+               lowercase: bool, strip_accents: bool) -> TextPart:
+    pairs = [name.split(" ") for name in names if name.count(" ") == 1]
+    return TextPart(
+        column, offset, weight, {name: i for i, name in enumerate(names)}, idf, sublinear,
+        names, re.compile(token_pattern), ngram_max, lowercase, strip_accents,
+        frozenset(p[0] for p in pairs), frozenset(p[1] for p in pairs),
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class _DictPart:
+class DictPart:
+    """The header-facts column: feature name -> position."""
+
     column: str
     offset: int
     weight: float
     vocabulary: dict[str, int]
-    names: np.ndarray
+    names: tuple[str, ...]
 
 
-def _row_value(row: Row, column: str) -> str | dict[str, float]:
-    value: str | dict[str, float] = getattr(row, column)
-    return value
+def _encode(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=STORED_DTYPE).tobytes()).decode()
+
+
+def _decode(text: str, shape: tuple[int, ...]) -> np.ndarray:
+    flat = np.frombuffer(base64.b64decode(text, validate=True), dtype=STORED_DTYPE)
+    if flat.size != math.prod(shape):
+        raise ValueError(f"array of {flat.size} values, expected shape {shape}")
+    return flat.astype(np.float64).reshape(shape)
 
 
 class LinearScorer:
-    """A fitted `ColumnTransformer` + `LogisticRegression` pipeline, flattened for speed.
+    """A fitted `ColumnTransformer` + `LogisticRegression`, flattened for speed.
 
     Holds only read-only arrays and dicts after construction, so one instance can serve
     many threads at once.
     """
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        columns: ColumnTransformer = pipeline.named_steps["features"]
-        model: LogisticRegression = pipeline.named_steps["model"]
-        self.classes: tuple[str, ...] = tuple(str(c) for c in model.classes_)
-        coef = np.asarray(model.coef_, dtype=np.float64)
+    def __init__(self, classes: tuple[str, ...], coef_by_feature: np.ndarray,
+                 intercept: np.ndarray, parts: list[TextPart | DictPart]) -> None:
+        self.classes = classes
         # One row per feature, so a message's features gather as one fancy-index.
-        self.coef_by_feature = np.ascontiguousarray(coef.T)
-        self.intercept = np.asarray(model.intercept_, dtype=np.float64)
+        self.coef_by_feature = np.ascontiguousarray(coef_by_feature, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.parts = parts
+        self._offsets = [p.offset for p in parts]
+        n_features = sum(len(p.names) for p in parts)
+        if self.coef_by_feature.shape != (n_features, len(classes)):
+            raise ValueError("coefficients do not match the features and classes")
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Pipeline) -> LinearScorer:
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        columns = pipeline.named_steps["features"]
+        model = pipeline.named_steps["model"]
         weights = columns.transformer_weights or {}
-        self.parts: list[_TextPart | _DictPart] = []
+        parts: list[TextPart | DictPart] = []
         for name, transformer, column in columns.transformers_:
             if transformer == "drop":
                 continue
@@ -75,56 +152,98 @@ class LinearScorer:
             weight = float(weights.get(name, 1.0))
             column_name = COLUMNS[int(column)]
             if isinstance(transformer, TfidfVectorizer):
-                if transformer.norm != "l2" or transformer.binary:
-                    raise ValueError("the fast scorer supports l2-normalised, non-binary TF-IDF")
-                self.parts.append(_TextPart(
-                    column_name, offset, weight, transformer.build_analyzer(),
-                    dict(transformer.vocabulary_), np.asarray(transformer.idf_),
-                    bool(transformer.sublinear_tf), transformer.get_feature_names_out(),
+                supported = (transformer.norm == "l2" and not transformer.binary
+                             and transformer.analyzer == "word"
+                             and transformer.strip_accents in (None, "unicode")
+                             and transformer.ngram_range[0] == 1
+                             and transformer.stop_words is None
+                             and transformer.preprocessor is None
+                             and transformer.tokenizer is None and transformer.use_idf)
+                if not supported:
+                    raise ValueError("the fast scorer supports plain word TF-IDF (l2, idf, "
+                                     "ngrams from 1, no stop words or custom analyzers)")
+                parts.append(_text_part(
+                    column_name, offset, weight,
+                    tuple(str(n) for n in transformer.get_feature_names_out()),
+                    np.asarray(transformer.idf_, dtype=np.float64),
+                    bool(transformer.sublinear_tf), str(transformer.token_pattern),
+                    int(transformer.ngram_range[1]), bool(transformer.lowercase),
+                    transformer.strip_accents == "unicode",
                 ))
             elif isinstance(transformer, DictVectorizer):
-                self.parts.append(_DictPart(
-                    column_name, offset, weight, dict(transformer.vocabulary_),
-                    transformer.get_feature_names_out(),
+                parts.append(DictPart(
+                    column_name, offset, weight,
+                    {str(k): int(v) for k, v in transformer.vocabulary_.items()},
+                    tuple(str(n) for n in transformer.get_feature_names_out()),
                 ))
             else:
                 raise ValueError(f"the fast scorer cannot read a {type(transformer).__name__}")
-        self._offsets = [p.offset for p in self.parts]
+        return cls(tuple(str(c) for c in model.classes_),
+                   np.asarray(model.coef_, dtype=np.float64).T,
+                   np.asarray(model.intercept_, dtype=np.float64), parts)
+
+    # -- the stored form: JSON-able values only (see persist) --------------------------
+
+    def to_document(self) -> dict[str, Any]:
+        parts: list[dict[str, Any]] = []
+        for part in self.parts:
+            common = {"column": part.column, "offset": part.offset, "weight": part.weight,
+                      "names": list(part.names)}
+            if isinstance(part, TextPart):
+                parts.append({**common, "kind": "tfidf", "idf": _encode(part.idf),
+                              "sublinear": part.sublinear,
+                              "token_pattern": part.token_pattern.pattern,
+                              "ngram_max": part.ngram_max, "lowercase": part.lowercase,
+                              "strip_accents": part.strip_accents})
+            else:
+                parts.append({**common, "kind": "dict"})
+        return {"classes": list(self.classes), "intercept": _encode(self.intercept),
+                "coef_by_feature": _encode(self.coef_by_feature), "parts": parts}
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> LinearScorer:
+        """Rebuild from `to_document` output; raises ValueError/KeyError/TypeError if malformed."""
+        classes = tuple(str(c) for c in doc["classes"])
+        parts: list[TextPart | DictPart] = []
+        n_features = 0
+        for spec in doc["parts"]:
+            names = tuple(str(n) for n in spec["names"])
+            vocabulary = {name: i for i, name in enumerate(names)}
+            column = str(spec["column"])
+            if column not in COLUMNS:
+                raise ValueError(f"unknown input column {column!r}")
+            offset, weight = int(spec["offset"]), float(spec["weight"])
+            if spec["kind"] == "tfidf":
+                parts.append(_text_part(
+                    column, offset, weight, names, _decode(spec["idf"], (len(names),)),
+                    bool(spec["sublinear"]), str(spec["token_pattern"]), int(spec["ngram_max"]),
+                    bool(spec["lowercase"]), bool(spec["strip_accents"]),
+                ))
+            elif spec["kind"] == "dict":
+                parts.append(DictPart(column, offset, weight, vocabulary, names))
+            else:
+                raise ValueError(f"unknown feature part {spec['kind']!r}")
+            n_features += len(names)
+        return cls(classes, _decode(doc["coef_by_feature"], (n_features, len(classes))),
+                   _decode(doc["intercept"], (len(classes),)), parts)
+
+    # -- scoring ------------------------------------------------------------------------
 
     def vector(self, row: Row) -> tuple[np.ndarray, np.ndarray]:
         """The message's non-zero features as (indices, values), as the pipeline would make."""
         indices: list[int] = []
         values: list[float] = []
         for part in self.parts:
-            raw = _row_value(row, part.column)
-            if isinstance(part, _TextPart):
-                self._text(part, str(raw), indices, values)
+            if isinstance(part, TextPart):
+                _text(part, getattr(row, part.column), indices, values)
             else:
-                assert isinstance(raw, dict)
+                raw: dict[str, float] = getattr(row, part.column)
                 for key, value in raw.items():
                     position = part.vocabulary.get(key)
                     if position is not None and value:
                         indices.append(part.offset + position)
                         values.append(float(value) * part.weight)
         return np.asarray(indices, dtype=np.intp), np.asarray(values, dtype=np.float64)
-
-    @staticmethod
-    def _text(part: _TextPart, text: str, indices: list[int], values: list[float]) -> None:
-        counts = Counter(
-            position for token in part.analyzer(text)
-            if (position := part.vocabulary.get(token)) is not None
-        )
-        if not counts:
-            return
-        positions = list(counts)
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(positions))
-        if part.sublinear:
-            tf = 1.0 + np.log(tf)
-        weighted = tf * part.idf[positions]
-        norm = math.sqrt(float(weighted @ weighted))
-        weighted *= part.weight / norm
-        indices.extend(part.offset + p for p in positions)
-        values.extend(weighted.tolist())
 
     def logits(self, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
         result: np.ndarray = values @ self.coef_by_feature[indices] + self.intercept
@@ -142,7 +261,25 @@ class LinearScorer:
     def feature(self, index: int) -> tuple[str, str]:
         """(input column, feature name) of a global feature index."""
         part = self.parts[bisect.bisect_right(self._offsets, index) - 1]
-        return part.column, str(part.names[index - part.offset])
+        return part.column, part.names[index - part.offset]
+
+
+def _text(part: TextPart, text: str, indices: list[int], values: list[float]) -> None:
+    vocabulary = part.vocabulary
+    counts = Counter(
+        position for term in part.terms(text) if (position := vocabulary.get(term)) is not None
+    )
+    if not counts:
+        return
+    positions = list(counts)
+    tf = np.fromiter(counts.values(), dtype=np.float64, count=len(positions))
+    if part.sublinear:
+        tf = 1.0 + np.log(tf)
+    weighted = tf * part.idf[positions]
+    norm = math.sqrt(float(weighted @ weighted))
+    weighted *= part.weight / norm
+    indices.extend(part.offset + p for p in positions)
+    values.extend(weighted.tolist())
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 The estimator is a multinomial logistic regression over TF-IDF words and header facts:
 its probabilities are calibrated by its own loss (measured against a calibrated linear SVM
 in docs/classifier.md), its coefficients make the reasons exact, and it scores a message
-in microseconds. `direct_floor` is chosen on out-of-fold predictions of the training data
+in microseconds. `direct_ratio` is chosen on out-of-fold predictions of the training data
 only, so that personal mail stays mail.
 """
 
@@ -26,6 +26,7 @@ from sluice import __version__
 from sluice.classifier.dataset import Example
 from sluice.classifier.features import Row, to_matrix, to_row
 from sluice.classifier.persist import ModelBundle
+from sluice.classifier.scoring import LinearScorer
 from sluice.core.mail import Mail
 from sluice.core.parse import normalize_line_endings, parse
 from sluice.core.verdict import CATEGORIES
@@ -34,8 +35,12 @@ from sluice.core.verdict import CATEGORIES
 DIRECT_MISS_TARGET = 0.03
 #: A corrected message counts this many times: a person looked at it and said what it is.
 CORRECTION_WEIGHT = 20.0
-#: Candidate floors for P(direct), from "off" down to very protective.
-_FLOORS = (1.0, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1)
+#: The direct rule is tuned on inner folds to this. Inner-fold models learn from fewer threads
+#: than the final one and so miss more: the ratio they pick errs on the protective side.
+DIRECT_MISS_TUNING = 0.03
+#: Candidate ratios P(direct) / top probability that keep a message direct, from "off"
+#: (plain most-probable category) down to very protective.
+_RATIOS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1, 0.07, 0.05)
 _SEED = 0
 
 
@@ -49,10 +54,13 @@ class Recipe:
     quoted_weight: float = 0.5
     #: A message with a plausible second category also teaches that one, at this weight.
     second_weight: float = 0.5
+    #: `direct` examples count this much more: calling direct mail divertible is the costly
+    #: mistake, so the model should lean towards it when in doubt.
+    direct_weight: float = 1.0
     ngram_max: int = 2
     min_df: int = 2
     inner_folds: int = 3
-    tune_direct_floor: bool = True
+    tune_direct_rule: bool = True
 
 
 @dataclass
@@ -116,15 +124,27 @@ def fit_pipeline(data: Prepared, index: np.ndarray, recipe: Recipe) -> Pipeline:
         rows += [data.rows[i] for i in extra]
         y = np.concatenate([y, data.second[extra]])
         weights = np.concatenate([weights, data.weights[extra] * recipe.second_weight])
+    weights = np.where(y == "direct", weights * recipe.direct_weight, weights)
     pipeline.fit(to_matrix(rows), y, model__sample_weight=weights)
+    model = pipeline.named_steps["model"]
+    # Model files store float32 (half the size); round the fitted numbers the same way so
+    # the pipeline and the compiled scorer give the same probabilities.
+    model.coef_ = _float32(model.coef_)
+    model.intercept_ = _float32(model.intercept_)
     for _, transformer, _ in pipeline.named_steps["features"].transformers_:
         if isinstance(transformer, TfidfVectorizer):
+            transformer.idf_ = _float32(transformer.idf_)
             # The discarded vocabulary is only for introspection and is 10x the model's size;
             # numpy ints in the vocabulary become one file each in a skops archive.
             if hasattr(transformer, "stop_words_"):
                 del transformer.stop_words_
             transformer.vocabulary_ = {k: int(v) for k, v in transformer.vocabulary_.items()}
     return pipeline
+
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    rounded: np.ndarray = np.asarray(values, dtype=np.float32).astype(np.float64)
+    return rounded
 
 
 def thread_groups(mails: Sequence[Mail]) -> np.ndarray:
@@ -189,10 +209,12 @@ def out_of_fold_proba(
     return proba, classes
 
 
-def choose_with_floor(proba: np.ndarray, classes: tuple[str, ...], floor: float) -> np.ndarray:
+def choose_with_ratio(proba: np.ndarray, classes: tuple[str, ...], ratio: float) -> np.ndarray:
+    """Most probable category, or `direct` when P(direct) >= ratio x the top probability
+    (the same rule as `Classifier.choose`)."""
     predicted: np.ndarray = np.array(classes)[proba.argmax(axis=1)]
-    if "direct" in classes and 0.0 < floor < 1.0:
-        predicted[proba[:, classes.index("direct")] >= floor] = "direct"
+    if "direct" in classes:
+        predicted[proba[:, classes.index("direct")] >= ratio * proba.max(axis=1)] = "direct"
     return predicted
 
 
@@ -218,34 +240,37 @@ def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0))
 
 
-def tune_direct_floor(data: Prepared, index: np.ndarray, recipe: Recipe) -> float:
-    """The least protective floor that keeps direct misses under target on held-out threads;
-    among those that reach it, the one with the best macro-F1."""
-    if not recipe.tune_direct_floor or "direct" not in set(data.y[index]):
+def tune_direct_ratio(data: Prepared, index: np.ndarray, recipe: Recipe) -> float:
+    """The ratio with the best macro-F1 among those that keep direct misses under
+    `DIRECT_MISS_TUNING` on held-out threads of the training data (inner folds); if none
+    does, the one that misses least."""
+    if not recipe.tune_direct_rule or "direct" not in set(data.y[index]):
         return 1.0
     proba, classes = out_of_fold_proba(data, index, recipe, recipe.inner_folds)
     y, second = data.y[index], data.second[index]
     scored = []
-    for floor in _FLOORS:
-        predicted = choose_with_floor(proba, classes, floor)
+    for ratio in _RATIOS:
+        predicted = choose_with_ratio(proba, classes, ratio)
         miss = direct_miss_rate(y, second, predicted)
         f1 = macro_f1(lenient_truth(y, second, predicted), predicted)
-        scored.append((miss <= DIRECT_MISS_TARGET, f1, -miss, floor))
-    return max(scored)[3]
+        reached = miss <= DIRECT_MISS_TUNING
+        scored.append((reached, f1 if reached else -miss, ratio))
+    return max(scored)[2]
 
 
 def train(data: Prepared, index: np.ndarray | None = None, recipe: Recipe | None = None,
           version: str | None = None) -> ModelBundle:
-    """Fit the model on `index` (default: everything) and pick its direct floor."""
+    """Fit the model on `index` (default: everything) and pick its direct rule."""
     recipe = recipe or Recipe()
     index = np.arange(len(data.rows)) if index is None else index
-    floor = tune_direct_floor(data, index, recipe)
+    ratio = tune_direct_ratio(data, index, recipe)
     pipeline = fit_pipeline(data, index, recipe)
     corrections = int(sum(1 for i in index if data.examples[i].source == "correction"))
     return ModelBundle(
+        scorer=LinearScorer.from_pipeline(pipeline),
         pipeline=pipeline,
         version=version or _version(data, index),
-        direct_floor=floor,
+        direct_ratio=ratio,
         metadata={
             "sluice": __version__,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

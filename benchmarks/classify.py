@@ -1,0 +1,180 @@
+"""Classifier speed: µs per message, one at a time and in batches, with and without parsing.
+
+Run on demand (this is not a test):
+
+    .venv/bin/python benchmarks/classify.py             # the 4 KB message of issue 3
+    .venv/bin/python benchmarks/classify.py --corpus 300  # also real corpus mail
+
+Targets (issue 3), for a 4 KB message one at a time on this machine: classification under
+0.5 ms, parse + classify under 1.5 ms. The message is a typical 4 KB, 5-part business mail
+(text and HTML alternatives, a PDF, an inline logo and a calendar invitation), built here so
+the run needs nothing else. Each measurement is the median of `--repeats` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+TARGET_CLASSIFY_US = 500.0
+TARGET_PARSE_CLASSIFY_US = 1500.0
+
+_TEXT = """Hi Dana, Lee,
+
+following up on Tuesday's call with Northwind: they want the revised price list before the
+review on Thursday, and they asked whether the volume discount can start in Q3 instead of Q4.
+Could you check the margins on the two bundles below and tell me by Wednesday noon whether
+we can agree? If not, I would propose a smaller discount (4% instead of 6%) for the first
+two quarters and the full one afterwards.
+
+  Bundle A  - 120 seats, 3 years, support plus
+  Bundle B  - 80 seats, 2 years, standard support
+
+The PDF is attached, and the invitation for Thursday's review; please accept it.
+
+Thanks,
+Sam
+
+> On Mon, Dana wrote:
+> Can we get the numbers before the review? Northwind is asking again.
+"""
+
+_CALENDAR = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//Sluice//bench//EN
+METHOD:REQUEST
+BEGIN:VEVENT
+UID:bench-1@example.com
+DTSTART:20260312T140000Z
+DTEND:20260312T150000Z
+SUMMARY:Northwind price review
+ORGANIZER:mailto:sam@example.com
+ATTENDEE:mailto:dana@example.com
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def four_kb_message() -> bytes:
+    """A 4 KB, 5-part message: text, HTML, PDF, inline image, calendar invitation."""
+    msg = EmailMessage()
+    msg["From"] = "Sam Field <sam@example.com>"
+    msg["To"] = "Dana Reed <dana@example.com>, Lee Park <lee@example.com>"
+    msg["Cc"] = "sales-team@example.com"
+    msg["Subject"] = "Re: Northwind revised price list and Q3 discount"
+    msg["Message-ID"] = make_msgid(domain="example.com")
+    msg["In-Reply-To"] = "<prev-1@example.com>"
+    msg["References"] = "<root-1@example.com> <prev-1@example.com>"
+    msg["Date"] = "Mon, 09 Mar 2026 09:12:00 +0000"
+    msg.set_content(_TEXT)
+    paragraphs = "".join(f"<p>{line}</p>" for line in _TEXT.splitlines())
+    html = f"<html><body>{paragraphs}</body></html>"
+    msg.add_alternative(html, subtype="html")
+    msg.add_attachment(b"%PDF-1.4\n" + bytes(range(256)) + bytes(80), maintype="application",
+                       subtype="pdf", filename="Northwind price list v3.pdf")
+    msg.add_attachment(b"\x89PNG\r\n\x1a\n" + bytes(200), maintype="image", subtype="png",
+                       filename="logo.png", disposition="inline", cid="<logo@example.com>")
+    msg.add_attachment(_CALENDAR.encode(), maintype="text", subtype="calendar",
+                       params={"method": "REQUEST"}, filename="invite.ics")
+    return msg.as_bytes()
+
+
+def _median_us(run: Callable[[], object], per_call: int, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) / per_call * 1e6)
+    return statistics.median(times)
+
+
+def _corpus_sample(limit: int) -> list[bytes]:
+    paths = sorted(p for p in (CORPUS / "enron_inboxes").rglob("*") if p.is_file())
+    step = max(1, len(paths) // limit)
+    return [p.read_bytes() for p in paths[::step][:limit]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--single", type=int, default=300, help="one-at-a-time calls per run")
+    ap.add_argument("--batch", type=int, default=1000, help="batch size")
+    ap.add_argument("--corpus", type=int, default=0, help="also time N corpus messages")
+    args = ap.parse_args(argv)
+
+    start = time.perf_counter()
+    from sluice.classifier.model import Classifier
+    from sluice.core.parse import parse
+
+    classifier = Classifier.load_default()
+    loaded_ms = (time.perf_counter() - start) * 1e3
+    raw = four_kb_message()
+    mail = parse(raw)
+    verdict = classifier.classify(mail)
+    print(f"python {sys.version.split()[0]}; model {classifier.version}; import + "
+          f"load_default {loaded_ms:.0f} ms")
+    print(f"message: {len(raw)} bytes, {len(mail.attachments)} attachment(s), "
+          f"{mail.inline_images} inline image(s), {len(mail.calendar)} calendar part(s) -> "
+          f"{verdict.category} ({verdict.confidence:.2f}): {'; '.join(verdict.reasons)}")
+
+    def single_classify() -> None:
+        for _ in range(args.single):
+            classifier.classify(mail)
+
+    def single_both() -> None:
+        for _ in range(args.single):
+            classifier.classify(parse(raw))
+
+    mails = [mail] * args.batch
+    raws = [raw] * args.batch
+
+    def batch_classify() -> None:
+        classifier.classify_many(mails)
+
+    def batch_both() -> None:
+        classifier.classify_many([parse(r) for r in raws])
+
+    def parse_only() -> None:
+        for _ in range(args.single):
+            parse(raw)
+
+    rows = [
+        ("parse only, one at a time", _median_us(parse_only, args.single, args.repeats), None),
+        ("classify, one at a time", _median_us(single_classify, args.single, args.repeats),
+         TARGET_CLASSIFY_US),
+        ("parse + classify, one at a time",
+         _median_us(single_both, args.single, args.repeats), TARGET_PARSE_CLASSIFY_US),
+        (f"classify, batches of {args.batch}",
+         _median_us(batch_classify, args.batch, max(3, args.repeats // 2)), None),
+        (f"parse + classify, batches of {args.batch}",
+         _median_us(batch_both, args.batch, max(3, args.repeats // 2)), None),
+    ]
+    if args.corpus:
+        sample = _corpus_sample(args.corpus)
+        parsed = [parse(r) for r in sample]
+        size = statistics.median(len(r) for r in sample)
+        rows.append((f"corpus ({len(sample)} Enron inbox mails, median {size / 1024:.1f} KB): "
+                     "classify", _median_us(lambda: classifier.classify_many(parsed),
+                                            len(sample), 3), None))
+        rows.append(("corpus: parse + classify",
+                     _median_us(lambda: [classifier.classify(parse(r)) for r in sample],
+                                len(sample), 3), None))
+    width = max(len(r[0]) for r in rows) + 2
+    print(f"{'measurement':<{width}}{'µs/message':>12}{'target':>10}{'ratio':>8}")
+    for name, us, target in rows:
+        if target:
+            print(f"{name:<{width}}{us:>12.1f}{target:>10.0f}{us / target:>8.2f}")
+        else:
+            print(f"{name:<{width}}{us:>12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
