@@ -17,15 +17,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `sluice --help` stays fast and import errors name the command.
-    from sluice import serve
+    from sluice import serve, simulate_command
     from sluice.classifier import commands as classifier_commands
     from sluice.demo import commands as demo_commands
     from sluice.gateway import commands as gateway_commands
     from sluice.reports import commands as reports_commands
     from sluice.router import commands as router_commands
 
-    for package in (gateway_commands, serve, classifier_commands, router_commands,
-                    reports_commands, demo_commands):
+    for package in (gateway_commands, serve, classifier_commands):
+        package.register(commands)
+    simulate_command.register_rules_test(router_commands.register(commands))
+    for package in (reports_commands, demo_commands):
         package.register(commands)
     return parser
 

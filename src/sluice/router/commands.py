@@ -9,7 +9,10 @@ from sluice.router.rulesfile import RulesError, audit_warnings, is_domain, load_
 from sluice.router.starter import starter_rules
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add `sluice rules`; returns its sub-commands so that `rules test` (sluice.simulate_command,
+    which needs the classifier) can be added from above."""
     rules = subparsers.add_parser(
         "rules", help="check or create a rules file",
         description="The diversion rules file: organisation policy, users' own rules and "
@@ -27,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     init.add_argument("--domain", action="append", dest="domains", metavar="DOMAIN",
                       help="an internal domain, repeatable (default example.com)")
     init.set_defaults(func=run_init)
+    return commands
 
 
 def run_check(args: argparse.Namespace) -> int:
