@@ -121,9 +121,18 @@ def _log(count: float) -> float:
     return math.log1p(max(count, 0.0))
 
 
-def _count_header_addresses(mail: Mail, name: str) -> int:
-    value = mail.header(name)
-    return value.count("@") if value else 0
+#: The headers read here beyond `Mail`'s own fields, found in one pass over the headers.
+_WANTED_HEADERS = frozenset({"bcc", "list-unsubscribe", "list-post"})
+
+
+def _some_headers(mail: Mail) -> dict[str, str]:
+    """First value of each of `_WANTED_HEADERS` present (lowercased names)."""
+    found: dict[str, str] = {}
+    for key, value in mail.headers:
+        name = key.lower()
+        if name in _WANTED_HEADERS and name not in found:
+            found[name] = value
+    return found
 
 
 def _attachment_kind(filename: str, content_type: str) -> str:
@@ -140,7 +149,8 @@ def _attachment_kind(filename: str, content_type: str) -> str:
 def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> dict[str, float]:
     """Facts about addressing, lists, automation, threading, attachments and length."""
     recipients = set(mail.to) | set(mail.cc)
-    n_bcc = _count_header_addresses(mail, "Bcc")
+    headers = _some_headers(mail)
+    n_bcc = headers.get("bcc", "").count("@")
     sender_domain = _domain(mail.from_addr)
     internal = sum(1 for r in recipients if _domain(r) == sender_domain) if sender_domain else 0
     local = mail.from_addr.partition("@")[0]
@@ -162,8 +172,8 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
         "system_sender": float(bool(_SYSTEM_SENDER.match(local)) or not mail.from_addr),
         "no_sender_name": float(not mail.from_name),
         "list_id": float(bool(mail.list_id)),
-        "list_unsubscribe": float(bool(mail.header("List-Unsubscribe"))),
-        "list_post": float(bool(mail.header("List-Post"))),
+        "list_unsubscribe": float(bool(headers.get("list-unsubscribe"))),
+        "list_post": float(bool(headers.get("list-post"))),
         "list_tag": float(bool(_LIST_TAG.match(mail.subject))),
         "precedence_bulk": float(mail.precedence in ("bulk", "junk")),
         "precedence_list": float(mail.precedence == "list"),

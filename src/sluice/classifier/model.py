@@ -50,12 +50,14 @@ class Classifier:
         return [self.classify(mail) for mail in mails]
 
     def verdict(self, row: Row) -> Verdict:
-        indices, values = self._scorer.vector(row)
-        proba = softmax(self._scorer.logits(indices, values))
+        scorer = self._scorer
+        indices, values = scorer.vector(row)
+        rows = scorer.coef_by_feature[indices]
+        proba = softmax(values @ rows + scorer.intercept)
         chosen = self.choose(proba)
-        pushes = self._scorer.pushes(indices, values, chosen)
+        pushes = values * (rows[:, chosen] - scorer.coef_mean[indices])
         reasons: list[str] = []
-        for position in np.argsort(-pushes, kind="stable"):
+        for position in np.argsort(-pushes, kind="stable")[:3 * MAX_REASONS]:
             if pushes[position] <= 0 or len(reasons) >= MAX_REASONS:
                 break
             column, name = self._scorer.feature(int(indices[position]))

@@ -130,6 +130,8 @@ class LinearScorer:
         # One row per feature, so a message's features gather as one fancy-index.
         self.coef_by_feature = np.ascontiguousarray(coef_by_feature, dtype=np.float64)
         self.intercept = np.asarray(intercept, dtype=np.float64)
+        #: Each feature's mean coefficient over the classes (for `pushes`).
+        self.coef_mean = self.coef_by_feature.mean(axis=1)
         self.parts = parts
         self._offsets = [p.offset for p in parts]
         n_features = sum(len(p.names) for p in parts)
@@ -254,8 +256,8 @@ class LinearScorer:
 
     def pushes(self, indices: np.ndarray, values: np.ndarray, klass: int) -> np.ndarray:
         """Each present feature's push towards class `klass` against the average class."""
-        rows = self.coef_by_feature[indices]
-        result: np.ndarray = values * (rows[:, klass] - rows.mean(axis=1))
+        result: np.ndarray = values * (self.coef_by_feature[indices, klass]
+                                       - self.coef_mean[indices])
         return result
 
     def feature(self, index: int) -> tuple[str, str]:
@@ -266,19 +268,24 @@ class LinearScorer:
 
 def _text(part: TextPart, text: str, indices: list[int], values: list[float]) -> None:
     vocabulary = part.vocabulary
-    counts = Counter(
-        position for term in part.terms(text) if (position := vocabulary.get(term)) is not None
-    )
-    if not counts:
+    positions: list[int] = []
+    counts: list[int] = []
+    # Count the terms first (in C), then look each distinct term up once.
+    for term, count in Counter(part.terms(text)).items():
+        position = vocabulary.get(term)
+        if position is not None:
+            positions.append(position)
+            counts.append(count)
+    if not positions:
         return
-    positions = list(counts)
-    tf = np.fromiter(counts.values(), dtype=np.float64, count=len(positions))
+    tf = np.asarray(counts, dtype=np.float64)
     if part.sublinear:
         tf = 1.0 + np.log(tf)
     weighted = tf * part.idf[positions]
     norm = math.sqrt(float(weighted @ weighted))
     weighted *= part.weight / norm
-    indices.extend(part.offset + p for p in positions)
+    offset = part.offset
+    indices.extend([offset + p for p in positions])
     values.extend(weighted.tolist())
 
 
