@@ -78,6 +78,8 @@ _PAIR_FAMILY: dict[str, int] = {
     **{p: 2 for p in _OPINION_PAIRS}, **{p: 3 for p in _MEETING_PAIRS},
 }
 
+_PAIR_FIRSTS = frozenset(pair.partition(" ")[0] for pair in _PAIR_FAMILY)
+
 
 def _keyword_counts(text: str) -> list[int]:
     """[requests, material, opinion, meeting, day] word counts in lowercased `text`."""
@@ -87,10 +89,11 @@ def _keyword_counts(text: str) -> list[int]:
         family = _WORD_FAMILY.get(word)
         if family is not None:
             counts[family] += 1
-    for pair in map(" ".join, itertools.pairwise(words)):
-        family = _PAIR_FAMILY.get(pair)
-        if family is not None:
-            counts[family] += 1
+    for first, second in itertools.pairwise(words):
+        if first in _PAIR_FIRSTS:
+            family = _PAIR_FAMILY.get(f"{first} {second}")
+            if family is not None:
+                counts[family] += 1
     return counts
 
 
