@@ -6,10 +6,13 @@ not run with synchronous_commit=off. Settings that weaken this refuse to start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, Table, event, insert, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, create_engine
 
 from sluice.core import tables, tables_router  # noqa: F401  (registers the tables)
@@ -68,3 +71,23 @@ def _check_postgres_durability(engine: Engine) -> None:
 
 def init_schema(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
+
+
+def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
+                              keys: Sequence[str]) -> int:
+    """INSERT … ON CONFLICT (keys) DO NOTHING on SQLite and PostgreSQL; returns rows added.
+
+    The idempotency of the ledger, the outbox and the space rests on this one statement.
+    """
+    if not rows:
+        return 0
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        statement: Any = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    elif dialect == "postgresql":
+        statement = pg_insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        statement = insert(table)
+    if len(rows) == 1:
+        return int(conn.execute(statement.values(**rows[0])).rowcount)
+    return int(conn.execute(statement, list(rows)).rowcount)

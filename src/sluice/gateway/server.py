@@ -13,11 +13,9 @@ from functools import partial
 from pathlib import Path
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from sluice.core.db import init_schema, make_engine
+from sluice.core.db import init_schema, insert_ignoring_conflicts, make_engine
 from sluice.core.errors import ConfigError
 from sluice.core.post import Post
 from sluice.core.settings import Settings
@@ -194,15 +192,12 @@ class Gateway:
     def _claim_note(self, sender: str, destination: str) -> bool:
         """Record that the note is being sent; False if it was sent before."""
         with Session(self.engine) as session:
-            dialect = session.get_bind().dialect.name
-            insert = sqlite_insert if dialect == "sqlite" else pg_insert
-            result = session.execute(insert(SenderNote.__table__)  # type: ignore[attr-defined]
-                                     .values(sender=sender, destination=destination,
-                                             sent_at=utcnow())
-                                     .on_conflict_do_nothing(
-                                         index_elements=["sender", "destination"]))
+            added = insert_ignoring_conflicts(
+                session.connection(), SenderNote.__table__,  # type: ignore[attr-defined]
+                [{"sender": sender, "destination": destination, "sent_at": utcnow()}],
+                ["sender", "destination"])
             session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return added > 0
 
     async def send_digests(self) -> int:
         """Send every user their pending digest; returns how many digests were sent."""

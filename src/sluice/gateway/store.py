@@ -17,10 +17,9 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
+from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.errors import StorageUnavailable
 from sluice.core.tables import LedgerEntry, MessageRecord, RecipientOutcome, utcnow
 from sluice.core.tables_router import DigestItem, OutboxJob
@@ -133,19 +132,6 @@ def _fail(future: asyncio.Future[Any]) -> None:
         future.set_exception(StorageUnavailable("database unavailable"))
 
 
-def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]],
-                   keys: list[str]) -> None:
-    if not rows:
-        return
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        conn.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=keys), rows)
-    elif dialect == "postgresql":
-        conn.execute(pg_insert(table).on_conflict_do_nothing(index_elements=keys), rows)
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        conn.execute(insert(table), rows)
-
-
 def _ledger_lookup(conn: Connection, fingerprint: str) -> dict[str, str]:
     rows = conn.execute(
         select(col(LedgerEntry.recipient), col(LedgerEntry.reply)).where(
@@ -157,7 +143,7 @@ def _ledger_lookup(conn: Connection, fingerprint: str) -> dict[str, str]:
 
 def _record(conn: Connection, facts: MessageFacts) -> int:
     message = MessageRecord.__table__  # type: ignore[attr-defined]
-    _insert_ignore(conn, message, [facts.message], ["fingerprint"])
+    insert_ignoring_conflicts(conn, message, [facts.message], ["fingerprint"])
     pk = conn.execute(
         select(col(MessageRecord.id)).where(
             col(MessageRecord.fingerprint) == facts.message["fingerprint"])
@@ -181,7 +167,7 @@ def _record(conn: Connection, facts: MessageFacts) -> int:
                 for o in facts.outcomes
             ],
         )
-    _insert_ignore(
+    insert_ignoring_conflicts(
         conn,
         LedgerEntry.__table__,  # type: ignore[attr-defined]
         [
@@ -192,8 +178,8 @@ def _record(conn: Connection, facts: MessageFacts) -> int:
         ["fingerprint", "recipient"],
     )
     assert pk is not None
-    _insert_ignore(conn, OutboxJob.__table__, list(facts.outbox),  # type: ignore[attr-defined]
+    insert_ignoring_conflicts(conn, OutboxJob.__table__, list(facts.outbox),  # type: ignore[attr-defined]
                    ["key"])
-    _insert_ignore(conn, DigestItem.__table__, list(facts.digest),  # type: ignore[attr-defined]
+    insert_ignoring_conflicts(conn, DigestItem.__table__, list(facts.digest),  # type: ignore[attr-defined]
                    ["user", "fingerprint"])
     return int(pk)

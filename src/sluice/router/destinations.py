@@ -11,16 +11,16 @@ import asyncio
 import hashlib
 import hmac
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import Engine
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.errors import ConfigError
 from sluice.core.post import Post
 from sluice.core.tables_router import SpacePost
@@ -89,35 +89,101 @@ class WebhookDestination:
         return Published(link=post.url)
 
 
-def chat_text(post: Post) -> tuple[str, str]:
-    """Title and body for a chat message: subject, sender, excerpt, attachments, link."""
-    title = post.subject
-    lines = [f"From {post.sender_name or post.sender} ({post.category or 'mail'})", "",
-             post.excerpt]
-    if post.attachments:
-        names = ", ".join(a.filename for a in post.attachments)
-        lines += ["", f"Attachments: {names}"]
+#: Services whose plugins declare plain text but whose receivers render Markdown.
+_MARKDOWN_SERVICES = frozenset({"Mattermost", "Zulip"})
+#: Generic receivers (apprise's json://, xml://, form://): what reads them is unknown, so
+#: they get plain text.
+_PLAIN_SERVICES = frozenset({"JSON", "XML", "Form"})
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def chat_text(post: Post, *, markdown: bool = False,
+              subject_in_body: bool = False) -> tuple[str, str]:
+    """Title and body for a chat message: subject, sender, excerpt, attachments, link.
+
+    `markdown` renders the sender in bold and the excerpt as a quote (Mattermost, Slack,
+    Discord, Matrix, Teams and Zulip show Markdown); `subject_in_body` puts the subject at the
+    top of the body for services whose messages have no title (Mattermost), and the title is
+    then empty. The link to the full message is a bare URL, which every client links.
+    """
+    subject = _one_line(post.subject) or "(no subject)"
+    who = _one_line(post.sender_name)
+    sender = f"{who} ({post.sender})" if who and who != post.sender else post.sender
+    kind = post.category or "mail"
+    excerpt = post.excerpt.strip()
+    names = ", ".join(a.filename for a in post.attachments)
+    lines: list[str] = []
+    if markdown:
+        if subject_in_body:
+            lines += [f"**{subject}**"]
+        lines += [f"From **{sender}** · {kind}"]
+        if excerpt:
+            lines += [""] + [f"> {line}".rstrip() for line in excerpt.splitlines()]
+        if names:
+            lines += ["", "Attachments: " + ", ".join(
+                f"`{a.filename}`" for a in post.attachments)]
+    else:
+        if subject_in_body:
+            lines += [subject]
+        lines += [f"From {sender} ({kind})"]
+        if excerpt:
+            lines += ["", excerpt]
+        if names:
+            lines += ["", f"Attachments: {names}"]
     lines += ["", f"Full message: {post.url}"]
-    return title, "\n".join(lines)
+    return ("" if subject_in_body else subject), "\n".join(lines)
 
 
 class AppriseDestination:
-    """Slack, Teams, Mattermost, Matrix, Zulip, Discord… through apprise's URL schemes."""
+    """Slack, Teams, Mattermost, Matrix, Zulip, Discord… through apprise's URL schemes.
+
+    The body is Markdown for services that render it (declared by the apprise plugin, or
+    known: Mattermost, Zulip), plain text otherwise; services without a title (Mattermost)
+    get the subject as the body's first line. apprise answers only "sent" or "not sent":
+    not sent raises PublishError and the outbox retries.
+    """
 
     def __init__(self, name: str, url: str) -> None:
-        import apprise
-
         self.name, self.url = name, url
-        self._apprise = apprise.Apprise()
-        if not self._apprise.add(url):
-            raise ConfigError(f"destination {name}: apprise does not understand {url!r}")
+        with warnings.catch_warnings():
+            # apprise's plugin loading imports the stdlib's imghdr (deprecated since 3.11,
+            # gone in 3.13, where apprise ships a shim): not ours to fix, and harmless.
+            warnings.filterwarnings("ignore", message="'imghdr' is deprecated",
+                                    category=DeprecationWarning)
+            import apprise
+
+            self._apprise = apprise.Apprise()
+            if not self._apprise.add(url):
+                raise ConfigError(f"destination {name}: apprise does not understand {url!r}")
+        service = self._apprise[0]
+        self.markdown = _renders_markdown(service)
+        self.titled = int(getattr(service, "title_maxlen", 0) or 0) > 0
+        self._format = apprise.NotifyFormat.MARKDOWN if self.markdown else \
+            apprise.NotifyFormat.TEXT
 
     async def publish(self, post: Post, raw_sha256: str) -> Published:
-        title, body = chat_text(post)
-        ok = await asyncio.to_thread(self._apprise.notify, title=title, body=body)
+        title, body = chat_text(post, markdown=self.markdown, subject_in_body=not self.titled)
+        ok = await asyncio.to_thread(self._apprise.notify, title=title, body=body,
+                                     body_format=self._format)
         if not ok:
             raise PublishError(f"chat destination {self.name} refused or was unreachable")
         return Published(link=post.url)
+
+
+def _renders_markdown(service: Any) -> bool:
+    import apprise
+
+    service_name = getattr(service, "service_name", "")
+    if service_name in _PLAIN_SERVICES:
+        return False
+    if service_name in _MARKDOWN_SERVICES:
+        return True
+    declared = getattr(service, "notify_format", apprise.NotifyFormat.TEXT)
+    formats = declared if isinstance(declared, tuple | list | set | frozenset) else (declared,)
+    return apprise.NotifyFormat.MARKDOWN in {str(f) for f in formats} | set(formats)
 
 
 class SpaceDestination:
@@ -141,10 +207,8 @@ class SpaceDestination:
         }
         table = SpacePost.__table__  # type: ignore[attr-defined]
         with Session(self.engine) as session:
-            dialect = session.get_bind().dialect.name
-            insert = sqlite_insert if dialect == "sqlite" else pg_insert
-            session.execute(insert(table).values(**row).on_conflict_do_nothing(
-                index_elements=["channel", "fingerprint"]))
+            insert_ignoring_conflicts(session.connection(), table, [row],
+                                      ["channel", "fingerprint"])
             session.commit()
             post_id = session.exec(select(col(SpacePost.id)).where(
                 col(SpacePost.channel) == self.channel,
