@@ -88,6 +88,4 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
         statement = pg_insert(table).on_conflict_do_nothing(index_elements=list(keys))
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         statement = insert(table)
-    if len(rows) == 1:
-        return int(conn.execute(statement.values(**rows[0])).rowcount)
     return int(conn.execute(statement, list(rows)).rowcount)

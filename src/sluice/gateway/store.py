@@ -2,24 +2,31 @@
 
 Every SMTP session needs a durable commit before it may answer 250. An fsync per message
 would cap throughput at the disk's sync rate, so concurrent sessions' work is gathered
-into one transaction: each caller still waits until *its* work is committed.
+into one transaction: each caller still waits until *its* work is committed. Ledger
+look-ups go through a reader thread with its own connection, so they never wait behind a
+batch's fsync (WAL lets readers and the writer run side by side).
+
+This is the gateway's hot path, so it speaks plain SQL through the DB-API connection:
+building SQLAlchemy statements per message cost more CPU than the relay itself
+(docs/performance.md). The tables are still defined once, in core/tables*.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, insert, select
-from sqlmodel import col
+from pydantic_core import PydanticUndefined
+from sqlalchemy import Engine
 
-from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.errors import StorageUnavailable
 from sluice.core.tables import LedgerEntry, MessageRecord, RecipientOutcome, utcnow
 from sluice.core.tables_router import DigestItem, OutboxJob
@@ -55,71 +62,164 @@ class MessageFacts:
     digest: tuple[dict[str, Any], ...] = field(default=())  # DigestItem rows
 
 
-class Store:
-    def __init__(self, engine: Engine) -> None:
+class _DbThread:
+    """One thread, one connection, batches of work; each caller awaits its own result."""
+
+    def __init__(self, engine: Engine, name: str, *, commit: bool) -> None:
         self.engine = engine
+        self.commit = commit
+        self.sql = _Sql(engine)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="sluice-store", daemon=True)
+        self._conn: Any = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    # -- public, async -------------------------------------------------------------------
-
-    async def delivered(self, fingerprint: str) -> dict[str, str]:
-        """Recipients that already have this message, with the reply they got."""
-        return await self._call(lambda conn: _ledger_lookup(conn, fingerprint))
-
-    async def record(self, facts: MessageFacts) -> int:
-        return await self._call(lambda conn: _record(conn, facts))
-
-    async def prune_ledger(self, older_than: timedelta) -> int:
-        cutoff = utcnow() - older_than
-        statement = delete(LedgerEntry).where(col(LedgerEntry.at) < cutoff)
-        return await self._call(lambda conn: conn.execute(statement).rowcount)
-
-    def close(self) -> None:
-        self._queue.put(_STOP)
-        self._thread.join(timeout=30)
-
-    # -- internals -----------------------------------------------------------------------
-
-    async def _call(self, work: Callable[[Connection], T]) -> T:
+    async def call(self, work: Callable[[Any, _Sql], T]) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put((work, future, loop))
         return await future
 
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout=30)
+
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                batch.append(item)
-            self._run_batch(batch)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        self._queue.put(_STOP)
+                        break
+                    batch.append(item)
+                self._run_batch(batch)
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self.engine.raw_connection()
+        return self._conn
 
     def _run_batch(self, batch: list[Any]) -> None:
         try:
-            with self.engine.begin() as conn:
-                results = [work(conn) for work, _, _ in batch]
+            conn = self._connection()
+            cursor = conn.cursor()
+            try:
+                results = [work(cursor, self.sql) for work, _, _ in batch]
+            finally:
+                cursor.close()
+            conn.commit() if self.commit else conn.rollback()
         except Exception:
+            self._reset()
             if len(batch) > 1:  # isolate the failing caller; the others still commit
                 for item in batch:
                     self._run_batch([item])
                 return
-            log.exception("database write failed")
+            log.exception("database %s failed", "write" if self.commit else "read")
             _, future, loop = batch[0]
             loop.call_soon_threadsafe(_fail, future)
             return
         for (_, future, loop), result in zip(batch, results, strict=True):
             loop.call_soon_threadsafe(_resolve, future, result)
+
+    def _reset(self) -> None:
+        """After an error: roll back; a broken connection is replaced on next use."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.rollback()
+        except Exception:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = _DbThread(engine, "sluice-store-writer", commit=True)
+        self._reader = _DbThread(engine, "sluice-store-reader", commit=False)
+
+    async def delivered(self, fingerprint: str) -> dict[str, str]:
+        """Recipients that already have this message, with the reply they got."""
+        return await self._reader.call(lambda cur, sql: _ledger_lookup(cur, sql, fingerprint))
+
+    async def record(self, facts: MessageFacts) -> int:
+        return await self._writer.call(lambda cur, sql: _record(cur, sql, facts))
+
+    async def prune_ledger(self, older_than: timedelta) -> int:
+        cutoff = utcnow() - older_than
+        return await self._writer.call(lambda cur, sql: _prune(cur, sql, cutoff))
+
+    def close(self) -> None:
+        self._writer.close()
+        self._reader.close()
+
+
+class _Sql:
+    """The hot path's statements, in the driver's parameter style, built once."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.ledger_lookup = self._q(
+            "SELECT recipient, reply FROM ledger WHERE fingerprint = :fingerprint")
+        self.message_id = self._q("SELECT id FROM message WHERE fingerprint = :fingerprint")
+        self.insert_message = self._insert("message", MESSAGE_COLUMNS, "fingerprint")
+        self.insert_outcome = self._insert("recipient_outcome", OUTCOME_COLUMNS, None)
+        self.insert_ledger = self._insert("ledger", LEDGER_COLUMNS, "fingerprint, recipient")
+        self.insert_outbox = self._insert("outbox_job", OUTBOX_COLUMNS, "key")
+        self.insert_digest = self._insert("digest_item", DIGEST_COLUMNS, '"user", fingerprint')
+        self.prune = self._q("DELETE FROM ledger WHERE at < :cutoff")
+
+    def _q(self, text: str) -> str:
+        return text if self.sqlite else re.sub(r":(\w+)", r"%(\1)s", text)
+
+    def _insert(self, table: str, columns: tuple[str, ...], conflict: str | None) -> str:
+        names = ", ".join(f'"{c}"' for c in columns)
+        values = ", ".join(f":{c}" for c in columns)
+        tail = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
+        return self._q(f"INSERT INTO {table} ({names}) VALUES ({values}){tail}")
+
+    def bind(self, row: dict[str, Any]) -> dict[str, Any]:
+        """SQLite gets datetimes in SQLAlchemy's storage format, so both read them alike."""
+        if not self.sqlite:
+            return row
+        return {k: _sqlite_time(v) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def _sqlite_time(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _columns(table: Any) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name != "id")
+
+
+def _defaults(model: Any) -> dict[str, Any]:
+    return {name: field.default for name, field in model.model_fields.items()
+            if name != "id" and field.default_factory is None
+            and field.default is not PydanticUndefined}
+
+
+MESSAGE_COLUMNS = _columns(MessageRecord.__table__)  # type: ignore[attr-defined]
+MESSAGE_DEFAULTS = _defaults(MessageRecord)
+OUTCOME_COLUMNS = _columns(RecipientOutcome.__table__)  # type: ignore[attr-defined]
+LEDGER_COLUMNS = _columns(LedgerEntry.__table__)  # type: ignore[attr-defined]
+OUTBOX_COLUMNS = _columns(OutboxJob.__table__)  # type: ignore[attr-defined]
+OUTBOX_DEFAULTS = _defaults(OutboxJob)
+DIGEST_COLUMNS = _columns(DigestItem.__table__)  # type: ignore[attr-defined]
 
 
 def _resolve(future: asyncio.Future[Any], result: Any) -> None:
@@ -132,54 +232,40 @@ def _fail(future: asyncio.Future[Any]) -> None:
         future.set_exception(StorageUnavailable("database unavailable"))
 
 
-def _ledger_lookup(conn: Connection, fingerprint: str) -> dict[str, str]:
-    rows = conn.execute(
-        select(col(LedgerEntry.recipient), col(LedgerEntry.reply)).where(
-            col(LedgerEntry.fingerprint) == fingerprint
-        )
-    )
-    return {recipient: reply for recipient, reply in rows}
+def _ledger_lookup(cur: Any, sql: _Sql, fingerprint: str) -> dict[str, str]:
+    cur.execute(sql.ledger_lookup, {"fingerprint": fingerprint})
+    return {recipient: reply for recipient, reply in cur.fetchall()}
 
 
-def _record(conn: Connection, facts: MessageFacts) -> int:
-    message = MessageRecord.__table__  # type: ignore[attr-defined]
-    insert_ignoring_conflicts(conn, message, [facts.message], ["fingerprint"])
-    pk = conn.execute(
-        select(col(MessageRecord.id)).where(
-            col(MessageRecord.fingerprint) == facts.message["fingerprint"])
-    ).scalar_one()
+def _prune(cur: Any, sql: _Sql, cutoff: datetime) -> int:
+    cur.execute(sql.prune, sql.bind({"cutoff": cutoff}))
+    return int(cur.rowcount)
+
+
+def _record(cur: Any, sql: _Sql, facts: MessageFacts) -> int:
     now = utcnow()
+    fingerprint = facts.message["fingerprint"]
+    message = {**MESSAGE_DEFAULTS, "received_at": now, **facts.message}
+    cur.execute(sql.insert_message, sql.bind({c: message.get(c) for c in MESSAGE_COLUMNS}))
+    cur.execute(sql.message_id, {"fingerprint": fingerprint})
+    pk = int(cur.fetchone()[0])
     if facts.outcomes:
-        conn.execute(
-            insert(RecipientOutcome.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "message_pk": pk,
-                    "recipient": o.recipient,
-                    "action": o.action,
-                    "status": o.status,
-                    "reply": o.reply[:1024],
-                    "rule": o.rule,
-                    "destination": o.destination,
-                    "mode": o.mode,
-                    "at": now,
-                }
-                for o in facts.outcomes
-            ],
-        )
-    insert_ignoring_conflicts(
-        conn,
-        LedgerEntry.__table__,  # type: ignore[attr-defined]
-        [
-            {"fingerprint": facts.message["fingerprint"], "recipient": r, "reply": reply[:1024],
-             "at": now}
-            for r, reply in facts.delivered
-        ],
-        ["fingerprint", "recipient"],
-    )
-    assert pk is not None
-    insert_ignoring_conflicts(conn, OutboxJob.__table__, list(facts.outbox),  # type: ignore[attr-defined]
-                   ["key"])
-    insert_ignoring_conflicts(conn, DigestItem.__table__, list(facts.digest),  # type: ignore[attr-defined]
-                   ["user", "fingerprint"])
-    return int(pk)
+        cur.executemany(sql.insert_outcome, [sql.bind({
+            "message_pk": pk, "recipient": o.recipient, "action": o.action,
+            "status": o.status, "reply": o.reply[:1024], "rule": o.rule,
+            "destination": o.destination, "mode": o.mode, "at": now,
+        }) for o in facts.outcomes])
+    if facts.delivered:
+        cur.executemany(sql.insert_ledger, [sql.bind({
+            "fingerprint": fingerprint, "recipient": r, "reply": reply[:1024], "at": now,
+        }) for r, reply in facts.delivered])
+    if facts.outbox:
+        cur.executemany(sql.insert_outbox, [
+            sql.bind({c: {**OUTBOX_DEFAULTS, "claimed_until": None, "done_at": None,
+                          **row}.get(c) for c in OUTBOX_COLUMNS})
+            for row in facts.outbox])
+    if facts.digest:
+        cur.executemany(sql.insert_digest, [
+            sql.bind({c: {"sent_at": None, **row}.get(c) for c in DIGEST_COLUMNS})
+            for row in facts.digest])
+    return pk
