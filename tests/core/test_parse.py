@@ -88,3 +88,21 @@ def test_parse_never_raises_on_mutated_mime(position: int, junk: bytes) -> None:
 def test_folded_headers_are_unfolded() -> None:
     mail = parse(b"Subject: a long subject that was\r\n folded once\r\nFrom: x@example.com\r\n\r\n")
     assert mail.subject == "a long subject that was folded once"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200))
+def test_header_fast_path_agrees_with_full_decoding(value: str) -> None:
+    """Values without encoded-words skip RFC 2047 decoding; the result must be the same."""
+    from email.header import decode_header, make_header
+
+    from sluice.core.parse import _FOLD, decode_header_value
+
+    value = value.replace("=?", "")
+    try:
+        slow = str(make_header(decode_header(_FOLD.sub("", value)))).strip()
+    except Exception:
+        slow = " ".join(_FOLD.sub("", value).split())
+    fast = decode_header_value(value)
+    if "\r" not in value and "\n" not in value:
+        assert fast == slow

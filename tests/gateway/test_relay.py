@@ -33,6 +33,10 @@ AWKWARD = {
     "odd_headers": b"Subject:no-space\r\nX-Empty:\r\nX-Folded: a\r\n  b\r\n\tc\r\n"
                    b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.com>\r\n\r\nbody\r\n",
     "no_body": b"From: a@example.com\r\nSubject: headers only\r\nMessage-ID: <nb@x>\r\n",
+    # The data's first byte picks the reader: a dot, CR or LF goes line by line.
+    "starts_with_dot": b".hidden first line\r\n..two dots\r\nSubject: dot\r\n\r\nbody\r\n",
+    "starts_with_crlf": b"\r\nonly a body after an empty header block\r\n.\r\n",
+    "starts_with_lf": b"\nbare LF first\r\n" + b"w" * 70000 + b"\r\nend\r\n",
 }
 
 
@@ -84,6 +88,21 @@ def test_real_corpus_messages_arrive_unchanged(relay: GatewayThread,
     for message in messages:
         (rcpt,) = message.rcpt_tos
         assert sluice_received_removed(message.content) == as_dumped(originals[rcpt])
+
+
+def test_empty_message_is_relayed(relay: GatewayThread, clean_sink: SmtpSink) -> None:
+    from tests.gateway.test_limits import read_reply
+
+    with socket.create_connection(("127.0.0.1", relay.port)) as sock:
+        read_reply(sock)
+        for command in (b"EHLO c.test", b"MAIL FROM:<a@example.com>", b"RCPT TO:<b@example.com>",
+                        b"DATA"):
+            sock.sendall(command + b"\r\n")
+            read_reply(sock)
+        sock.sendall(b".\r\n")
+        assert read_reply(sock).startswith(b"250")
+    (message,) = clean_sink.wait_for(1)
+    assert sluice_received_removed(message.content) == b""
 
 
 def test_bare_lf_and_bare_cr_are_normalised_to_crlf(relay: GatewayThread,

@@ -47,7 +47,10 @@ def decode_header_value(value: str | None) -> str:
     """RFC 2047 decoding that tolerates broken encodings."""
     if not value:
         return ""
-    value = _FOLD.sub("", str(value))  # unfold (RFC 5322 2.2.3) before decoding
+    value = str(value)
+    if "=?" not in value:  # nothing encoded: unfold (RFC 5322 2.2.3) and trim, no decoding
+        return value.replace("\r", "").replace("\n", "").strip()
+    value = _FOLD.sub("", value)
     try:
         return str(make_header(decode_header(value))).strip()
     except Exception:  # broken encoded-words: keep the raw text

@@ -51,6 +51,7 @@ class _GatewayProtocol(SMTP):
         self._admitted = False
         #: True from DATA until its reply is sent: shutdown waits for such sessions.
         self.busy = False
+        self._data_started = self._data_armed = 0.0
 
     # -- admission ------------------------------------------------------------------
 
@@ -124,28 +125,68 @@ class _GatewayProtocol(SMTP):
 
         A line is anything ended by LF, and its leading dot is removed (RFC 5321 4.5.2; clients
         such as smtplib stuff dots after bare LF too). Only a line that is exactly ".\r\n"
-        after a line that ended in CRLF ends the data.
+        after a line that ended in CRLF ends the data. Data that starts with a dot, CR or LF
+        is read line by line; everything else in large pieces up to the terminator, which
+        gives the same result with far less work per byte.
         """
         settings = self.event_handler.settings
-        limit = settings.max_message_size
-        started = last_arm = time.monotonic()
+        self._data_started = self._data_armed = time.monotonic()
         self._reset_timeout(min(settings.data_timeout, settings.data_idle_timeout))
+        try:
+            first = await self._reader.readexactly(1)
+        except asyncio.IncompleteReadError as exc:
+            raise ConnectionResetError("connection closed during DATA") from exc
+        if first in (b".", b"\r", b"\n"):
+            return await self._read_lines(first)
+        return await self._read_pieces(first)
+
+    async def _read_pieces(self, first: bytes) -> bytes:
+        limit = self.event_handler.settings.max_message_size
+        pieces = [first]
+        received = 1
+        reader = self._reader
+        while True:
+            try:
+                piece = await reader.readuntil(b"\r\n.\r\n")
+                done = True
+            except asyncio.LimitOverrunError as exc:
+                piece = await reader.read(exc.consumed)
+                done = False
+            except asyncio.IncompleteReadError as exc:
+                raise ConnectionResetError("connection closed during DATA") from exc
+            received += len(piece)
+            if received - 3 > limit:
+                pieces = []  # drain to the end, then answer 552
+            else:
+                pieces.append(piece)
+            if done:
+                break
+            await self._data_progress(received)
+        if received - 3 > limit:
+            raise DataTooLarge()
+        data = b"".join(pieces)[:-3]  # the terminator's ".\r\n"; its CRLF ends the last line
+        return normalize_line_endings(data.replace(b"\n.", b"\n"))
+
+    async def _read_lines(self, prefix: bytes) -> bytes:
+        limit = self.event_handler.settings.max_message_size
         lines: list[bytes] = []
         received = 0
         too_large = False
         prev_crlf = True  # start of data counts as after a CRLF
-        fragments: list[bytes] = []
+        fragments: list[bytes] = [prefix] if prefix != b"\n" else []
         reader = self._reader
         while True:
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.LimitOverrunError as exc:
-                fragments.append(await reader.read(exc.consumed))
-                received += exc.consumed
-                continue
-            except asyncio.IncompleteReadError as exc:
-                # Client went away before the end of data: nothing was accepted.
-                raise ConnectionResetError("connection closed during DATA") from exc
+            if prefix == b"\n":
+                line, prefix = b"\n", b""
+            else:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.LimitOverrunError as exc:
+                    fragments.append(await reader.read(exc.consumed))
+                    await self._data_progress(received + sum(map(len, fragments)))
+                    continue
+                except asyncio.IncompleteReadError as exc:
+                    raise ConnectionResetError("connection closed during DATA") from exc
             if fragments:
                 fragments.append(line)
                 line = b"".join(fragments)
@@ -159,21 +200,27 @@ class _GatewayProtocol(SMTP):
             elif not too_large:
                 lines.append(line[1:] if line[:1] == b"." else line)
             prev_crlf = line.endswith(b"\r\n")
-            now = time.monotonic()
-            if now - last_arm >= DEADLINE_RECHECK:
-                last_arm = now
-                deadline = started + settings.data_timeout + received / settings.data_min_rate
-                remaining = deadline - now
-                if remaining <= 0:
-                    log.info("%r DATA deadline passed", self.session and self.session.peer)
-                    await self.push("421 4.4.2 Data transfer too slow, closing connection")
-                    if self.transport is not None:
-                        self.transport.close()
-                    raise ConnectionResetError("DATA deadline passed")
-                self._reset_timeout(min(remaining, settings.data_idle_timeout))
+            await self._data_progress(received)
         if too_large:
             raise DataTooLarge()
         return normalize_line_endings(b"".join(lines))
+
+    async def _data_progress(self, received: int) -> None:
+        """Re-arm the DATA deadline (at most once a second): it grows with the bytes received."""
+        now = time.monotonic()
+        if now - self._data_armed < DEADLINE_RECHECK:
+            return
+        self._data_armed = now
+        settings = self.event_handler.settings
+        deadline = self._data_started + settings.data_timeout + received / settings.data_min_rate
+        remaining = deadline - now
+        if remaining <= 0:
+            log.info("%r DATA deadline passed", self.session and self.session.peer)
+            await self.push("421 4.4.2 Data transfer too slow, closing connection")
+            if self.transport is not None:
+                self.transport.close()
+            raise ConnectionResetError("DATA deadline passed")
+        self._reset_timeout(min(remaining, settings.data_idle_timeout))
 
     async def close_session(self) -> None:
         """Shutdown: drop the connection and wait for the session task to end."""
