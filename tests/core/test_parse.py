@@ -106,3 +106,36 @@ def test_header_fast_path_agrees_with_full_decoding(value: str) -> None:
     fast = decode_header_value(value)
     if "\r" not in value and "\n" not in value:
         assert fast == slow
+
+
+def _same(raw: bytes) -> None:
+    from email import message_from_bytes
+    from email.policy import compat32
+
+    import sluice.core.parse as parse_module
+
+    fast = parse(raw)
+    original = parse_module._message
+    parse_module._message = lambda data: message_from_bytes(data, policy=compat32)
+    try:
+        full = parse(raw)
+    finally:
+        parse_module._message = original
+    assert fast == full
+
+
+def test_single_part_short_cut_gives_what_the_full_parser_gives() -> None:
+    for path in iter_corpus_messages(400):
+        _same(path.read_bytes())
+    _same(MIXED)
+    _same(b"Subject: x\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n")
+    _same(b"Subject: q\nContent-Type: text/plain; charset=iso-8859-1\n"
+          b"Content-Transfer-Encoding: quoted-printable\n\ncaf=E9\n\n\nend")
+    _same(b"Subject: html\r\nContent-Type: text/html\r\n\r\n<p>Hi <b>there</b></p>\r\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_short_cut_agrees_on_arbitrary_bytes(data: bytes) -> None:
+    _same(b"Subject: s\r\nFrom: a@example.com\r\n\r\n" + data)
+    _same(data)

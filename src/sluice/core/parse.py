@@ -166,9 +166,29 @@ def _walk(msg: Message) -> _Walk:
     return found
 
 
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _message(raw: bytes) -> Message:
+    """The stdlib's message tree, with a short cut for single-part mail.
+
+    The feed parser walks every body line even when there is only one part. For a message
+    that is not multipart, the header block alone is parsed and the body set as its payload,
+    exactly as the feed parser would store it (ASCII with surrogate escapes).
+    """
+    end = _HEADER_END.search(raw)
+    if end is None or raw[:1] in (b" ", b"\t"):
+        return message_from_bytes(raw, policy=compat32)
+    head = message_from_bytes(raw[: end.start()] + b"\n", policy=compat32)
+    if head.get_content_maintype() in ("multipart", "message") or head.defects:
+        return message_from_bytes(raw, policy=compat32)
+    head.set_payload(raw[end.end():].decode("ascii", "surrogateescape"))
+    return head
+
+
 def parse(raw: bytes, envelope: Envelope | None = None) -> Mail:
     """Parse a message; lenient with broken input, exact with `raw`."""
-    msg = message_from_bytes(raw, policy=compat32)
+    msg = _message(raw)
     found = _walk(msg)
     subject = decode_header_value(msg.get("Subject"))
     from_pairs = getaddresses([decode_header_value(msg.get("From"))])
