@@ -29,8 +29,18 @@ def test_demo_once_delivers_the_scenario_to_local_maildirs(tmp_path: Path) -> No
     scenario = team_mail()
     assert f"sent {len(scenario)} messages" in result.stderr
     expected = Counter(r for m in scenario for r in m.rcpt_tos)
-    delivered = Counter(p.parent.parent.name for p in (tmp_path / "mailboxes").glob("*/new/*"))
-    assert delivered == expected
-    assert set(delivered) >= {f"{login}@example.com" for login in TEAM}
     db = sqlite3.connect(tmp_path / "sluice.db")
     assert db.execute("select count(*) from message").fetchone() == (len(scenario),)
+    outcomes = db.execute("select recipient, status from recipient_outcome").fetchall()
+    # Every recipient of every message is accounted for: in the inbox or posted.
+    assert Counter(r for r, _ in outcomes) == expected
+    assert {status for _, status in outcomes} <= {"delivered", "diverted"}
+    delivered = Counter(p.parent.parent.name for p in (tmp_path / "mailboxes").glob("*/new/*"))
+    assert delivered == Counter(r for r, status in outcomes if status == "delivered")
+    assert set(delivered) >= {f"{login}@example.com" for login in TEAM}
+    # The demo runs with its rules: what was diverted was posted, once per destination.
+    assert (tmp_path / "demo-rules.yaml").exists()
+    diverted = [r for r, status in outcomes if status == "diverted"]
+    if diverted:
+        jobs = db.execute("select state from outbox_job").fetchall()
+        assert jobs and {state for (state,) in jobs} == {"done"}

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiosmtplib
 
+from sluice.demo.rules import write_demo_rules
 from sluice.demo.scenario import team_mail
 from sluice.gateway.commands import add_settings_arguments, settings_from_args, stop_event
 from sluice.gateway.server import Gateway
@@ -37,13 +38,17 @@ async def feed(gateway: Gateway, *, quiet: bool = False) -> Counter[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, web_listen=args.web_listen)
+    if settings.rules_file is None:
+        settings = settings.model_copy(
+            update={"rules_file": write_demo_rules(settings.data_dir)})
 
     async def main() -> None:
         stop = stop_event()
 
         async def on_ready(gateway: Gateway) -> None:
             await feed(gateway)
-            print(f"sluice demo: inboxes are maildirs under {settings.data_dir / 'mailboxes'}; "
+            print(f"sluice demo: rules in {settings.rules_file}; "
+                  f"inboxes are maildirs under {settings.data_dir / 'mailboxes'}; "
                   f"open http://{settings.web_listen}/ (Ctrl-C to stop)",
                   file=sys.stderr, flush=True)
             if args.once:
