@@ -16,7 +16,11 @@ measured against it, in the same run, with the same load client (Postfix's smtp-
 - ``sluice``   ``sluice gateway --no-classify``: the transparent relay (parse, ledger lookup,
                relay, durable record in SQLite WAL with synchronous=FULL and group commit,
                then the reply);
-- ``classify`` ``sluice gateway`` with its defaults (the classifier in the pipeline hook).
+- ``classify`` ``sluice gateway`` with its defaults (the classifier in the pipeline hook);
+- ``copy``     ``sluice gateway --no-classify --rules`` with a policy that copies every
+               message to a shared-space channel: each message is relayed AND goes through
+               the whole diversion path (blob store with fsync, outbox row in the same commit,
+               the worker publishing it), the issue-4 target (>= 0.7 x bare).
 
 Relays run as subprocesses so the load client, the sink and the relay never share an
 event loop. Each cell (message size x concurrent sessions x target) is run ``--repeats``
@@ -56,9 +60,19 @@ KB = 1024
 #: Message payload sizes (smtp-source -l; its own headers add about 120 bytes).
 SIZES: dict[str, int] = {"4 KB": 4 * KB, "100 KB": 100 * KB}
 SESSIONS: tuple[int, ...] = (1, 20)
-TARGETS: tuple[str, ...] = ("sink", "bare", "sluice", "classify")
+TARGETS: tuple[str, ...] = ("sink", "bare", "sluice", "classify", "copy")
 TARGET_TITLES = {"sink": "smtp-sink", "bare": "bare relay", "sluice": "Sluice",
-                 "classify": "Sluice+clf"}
+                 "classify": "Sluice+clf", "copy": "Sluice+copy"}
+#: smtp-source -M bench.example sends from foo@bench.example to (numbered) foo@bench.example.
+COPY_RULES = """\
+internal_domains: [bench.example]
+destinations:
+  bench-space: {kind: space}
+policy:
+  - {name: copy-all, match: {sender_domain: bench.example}, action: copy, to: bench-space}
+"""
+#: Issue 4's target for the run with diversion on.
+COPY_TARGET_RATIO = 0.7
 #: The issue's target: Sluice >= this x bare at 20 sessions with 4 KB messages.
 TARGET_RATIO = 0.8
 #: Size of the bare relay's upstream pool; Sluice's default upstream_pool_size is 20 too.
@@ -363,6 +377,11 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str],
                     args.append("--bare-per-message")
             elif name == "sluice":  # the transparent relay of issue 2
                 args = sluice_args(port, sink.address, workdir / "sluice-data", "--no-classify")
+            elif name == "copy":  # relay + the whole diversion path for every message
+                rules = workdir / "copy-rules.yaml"
+                rules.write_text(COPY_RULES)
+                args = sluice_args(port, sink.address, workdir / "sluice-copy-data",
+                                   "--no-classify", "--rules", str(rules))
             else:  # the default pipeline: classifier and rules in the hook
                 args = sluice_args(port, sink.address, workdir / "sluice-clf-data")
             try:
@@ -480,7 +499,7 @@ def run(args: argparse.Namespace) -> list[Cell]:
 
 def report(cells: list[Cell], targets: Sequence[str]) -> str:
     """The table (Markdown), the spreads and the issue's target."""
-    relays = [t for t in ("sluice", "classify") if t in targets]
+    relays = [t for t in ("sluice", "classify", "copy") if t in targets]
     head = ["size", "sessions", *(TARGET_TITLES[t] for t in targets),
             *(f"{TARGET_TITLES[t]}/bare" for t in relays),
             *(f"CPU {TARGET_TITLES[t]}" for t in targets if t != "sink")]
@@ -506,6 +525,11 @@ def report(cells: list[Cell], targets: Sequence[str]) -> str:
             rows.append(f"\nSluice/bare at 20 sessions, 4 KB: {ratio:.2f} "
                         f"(target >= {TARGET_RATIO:.1f}: {verdict}); CPU per message "
                         f"bare/Sluice {c.cpu_ms('bare') / c.cpu_ms('sluice'):.2f}")
+        if c.size == "4 KB" and c.sessions == 20 and "copy" in targets:
+            ratio = c.ratio("copy")
+            verdict = "met" if ratio >= COPY_TARGET_RATIO else "NOT met"
+            rows.append(f"Sluice+copy/bare at 20 sessions, 4 KB: {ratio:.2f} "
+                        f"(issue-4 target >= {COPY_TARGET_RATIO:.1f}: {verdict})")
     return "\n".join(rows)
 
 
