@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection, Engine
+from sqlmodel import col, select
 
 from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.errors import ConfigError
@@ -196,6 +196,12 @@ class SpaceDestination:
         return await asyncio.to_thread(self._publish, post, raw_sha256)
 
     def _publish(self, post: Post, raw_sha256: str) -> Published:
+        with self.engine.begin() as conn:
+            return self.publish_in(conn, post, raw_sha256)
+
+    def publish_in(self, conn: Connection, post: Post, raw_sha256: str) -> Published:
+        """Insert the post within the caller's transaction (the outbox finishes its job in
+        the same one), so a post and its job's completion commit together."""
         row = {
             "channel": self.channel, "fingerprint": post.fingerprint,
             "message_id": post.message_id, "subject": post.subject, "sender": post.sender,
@@ -206,14 +212,14 @@ class SpaceDestination:
             "in_reply_to": post.in_reply_to, "posted_at": post.received_at,
         }
         table = SpacePost.__table__  # type: ignore[attr-defined]
-        with Session(self.engine) as session:
-            insert_ignoring_conflicts(session.connection(), table, [row],
-                                      ["channel", "fingerprint"])
-            session.commit()
-            post_id = session.exec(select(col(SpacePost.id)).where(
-                col(SpacePost.channel) == self.channel,
-                col(SpacePost.fingerprint) == post.fingerprint)).one()
+        insert_ignoring_conflicts(conn, table, [row], ["channel", "fingerprint"])
+        post_id = conn.execute(select(col(SpacePost.id)).where(
+            col(SpacePost.channel) == self.channel,
+            col(SpacePost.fingerprint) == post.fingerprint)).scalar_one()
         return Published(link=f"{post.url.rsplit('/m/', 1)[0]}/space/{self.channel}/{post_id}")
+
+
+LocalDestination = SpaceDestination  # destinations that publish inside the outbox's transaction
 
 
 def make_destination(name: str, kind: str, options: Mapping[str, Any],

@@ -22,7 +22,7 @@ from sluice.core.post import Post
 from sluice.core.tables import utcnow
 from sluice.core.tables_router import DONE, FALLBACK, PENDING, OutboxJob
 from sluice.router.blobs import BlobStore
-from sluice.router.destinations import Destination, PublishError
+from sluice.router.destinations import Destination, LocalDestination, PublishError
 from sluice.router.post import post_from_json, post_to_json
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class OutboxWorker:
 
     def _claim(self) -> list[OutboxJob]:
         now = utcnow()
-        with Session(self.engine) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             query = (select(OutboxJob)
                      .where(col(OutboxJob.state) == PENDING,
                             col(OutboxJob.next_attempt_at) <= now,
@@ -128,9 +128,7 @@ class OutboxWorker:
                                 .where(col(OutboxJob.id).in_([j.id for j in jobs]))
                                 .values(claimed_until=now + CLAIM_LEASE))
                 session.commit()
-                for job in jobs:
-                    session.refresh(job)
-                    session.expunge(job)
+                session.expunge_all()
             return jobs
 
     async def _work(self, job: OutboxJob) -> None:
@@ -140,6 +138,16 @@ class OutboxWorker:
             await self._fall_back(job, reason)
             return
         post = post_from_json(job.post_json)
+        if isinstance(destination, LocalDestination):
+            # Post and job completion in one transaction: exactly once, one commit.
+            try:
+                await asyncio.to_thread(self._publish_locally, job, destination, post)
+            except Exception as exc:
+                log.exception("destination %s failed", job.destination)
+                await asyncio.to_thread(self._retry, job, f"{type(exc).__name__}: {exc}")
+                return
+            await self._after(job, post)
+            return
         try:
             published = await destination.publish(post, job.raw_sha256)
         except PublishError as exc:
@@ -150,11 +158,22 @@ class OutboxWorker:
             await asyncio.to_thread(self._retry, job, f"{type(exc).__name__}: {exc}")
             return
         await asyncio.to_thread(self._finish, job, DONE, published.link)
+        await self._after(job, post)
+
+    async def _after(self, job: OutboxJob, post: Post) -> None:
         if self.on_published is not None:
             try:
                 await self.on_published(post)
             except Exception:  # a note to the sender is a courtesy, never a failure
                 log.exception("after-publication step failed for %s", job.key)
+
+    def _publish_locally(self, job: OutboxJob, destination: LocalDestination,
+                         post: Post) -> None:
+        with self.engine.begin() as conn:
+            published = destination.publish_in(conn, post, job.raw_sha256)
+            conn.execute(update(OutboxJob).where(col(OutboxJob.id) == job.id).values(
+                state=DONE, link=published.link, done_at=utcnow(), claimed_until=None,
+                attempts=job.attempts + 1))
 
     async def _fall_back(self, job: OutboxJob, reason: str) -> None:
         recipients = tuple(r for r in job.recipients.split("\n") if r)
