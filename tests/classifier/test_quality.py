@@ -10,6 +10,7 @@ from sluice.classifier.dataset import Example, load_examples
 from sluice.classifier.evaluation import score
 from sluice.classifier.rules import rule_category
 from sluice.classifier.training import Prepared, folds, prepare, thread_groups
+from sluice.core.parse import normalize_line_endings, parse
 from sluice.core.verdict import CATEGORIES
 from tests.classifier.conftest import CORPUS, EXTRA_LABELS, Split
 
@@ -64,3 +65,18 @@ def test_extra_labels_never_put_a_thread_on_both_sides(examples: list[Example]) 
         if mail.thread.normalized_subject:
             by_subject.setdefault(mail.thread.normalized_subject, set()).add(int(group))
     assert all(len(g) == 1 for g in by_subject.values())
+
+
+def test_extra_labels_do_not_relabel_a_copy_of_a_corpus_message(
+    examples: list[Example],
+) -> None:
+    """The Enron sets hold copies of one message under other paths (and Message-IDs):
+    an extra label must not label a message the corpus labels already have."""
+
+    def content(raw: bytes) -> tuple[str, str]:
+        mail = parse(normalize_line_endings(raw))
+        return mail.subject.strip().lower(), " ".join(mail.text.split())[:400]
+
+    labeled = {content(e.raw) for e in examples}
+    copies = [e.name for e in load_examples(EXTRA_LABELS) if content(e.raw) in labeled]
+    assert copies == []

@@ -66,6 +66,16 @@ _MEETING_WORDS = frozenset({"meet", "meeting", "agenda", "invite", "invitation",
                             "scheduled", "scheduling", "reschedule", "rescheduled", "room",
                             "lunch", "dinner", "rsvp", "calendar", "attend"})
 _MEETING_PAIRS = frozenset({"conference call", "call in", "dial in"})
+#: A recipient address that is a group, not a person: a word of its local part (split at
+#: ".", "_", "-", "+") is one of these ("dl-portland", "all_domestic", "team.ops"), or the
+#: domain is a list host ("yahoogroups.com", "lists.example.org").
+_GROUP_WORDS = frozenset({"dl", "all", "team", "teams", "list", "lists", "group", "groups",
+                          "staff", "everyone", "everybody", "undisclosed", "distribution",
+                          "announce", "announcements", "exchange", "members", "employees"})
+_GROUP_DOMAIN = re.compile(r"(?:^|\.)(?:lists?|groups?|listserv|yahoogroups|egroups)\.")
+_LOCAL_SPLIT = re.compile(r"[._+-]")
+#: A distribution list counts as this many recipients (the guideline's "many people").
+_GROUP_SIZE = 10
 
 
 #: Word (pair) -> index of its family in `_keyword_counts`' answer.
@@ -138,6 +148,22 @@ def _some_headers(mail: Mail) -> dict[str, str]:
     return found
 
 
+def _is_group(address: str, list_domain: str) -> bool:
+    """Does `address` look like a distribution list (see `_GROUP_WORDS`)?"""
+    local, _, domain = address.lower().partition("@")
+    if list_domain and (domain == list_domain or domain.endswith("." + list_domain)):
+        return True
+    if _GROUP_DOMAIN.search(domain):
+        return True
+    return any(word in _GROUP_WORDS for word in _LOCAL_SPLIT.split(local))
+
+
+def _list_domain(list_id: str) -> str:
+    """The domain part of a List-Id ("<dev.example.org>" -> "example.org"), or ""."""
+    host = list_id.strip().strip("<>").lower()
+    return ".".join(host.split(".")[-2:]) if host.count(".") >= 2 else ""
+
+
 def _attachment_kind(filename: str, content_type: str) -> str:
     ext = filename.rpartition(".")[2].lower() if "." in filename else ""
     if ext in _DOC_TYPES:
@@ -152,6 +178,8 @@ def _attachment_kind(filename: str, content_type: str) -> str:
 def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> dict[str, float]:
     """Facts about addressing, lists, automation, threading, attachments and length."""
     recipients = set(mail.to) | set(mail.cc)
+    list_domain = _list_domain(mail.list_id) if mail.list_id else ""
+    groups = sum(1 for r in recipients if _is_group(r, list_domain))
     headers = _some_headers(mail)
     n_bcc = headers.get("bcc", "").count("@")
     sender_domain = _domain(mail.from_addr)
@@ -167,7 +195,8 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
         "n_recipients": _log(len(recipients)),
         "one_recipient": float(len(recipients) == 1),
         "few_recipients": float(2 <= len(recipients) <= 3),
-        "many_recipients": float(len(recipients) >= 10),
+        "many_recipients": float(len(recipients) + groups * (_GROUP_SIZE - 1) >= 10),
+        "group_recipient": float(groups > 0),
         "no_recipients": float(not recipients),
         "all_internal": float(bool(recipients) and internal == len(recipients)),
         "some_external": float(internal < len(recipients)),
@@ -203,7 +232,8 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
         "date_words": _log(days + len(_TIME.findall(head))),
         "empty_subject": float(not mail.subject.strip()),
     }
-    n = len(recipients)
+    # A distribution list among the recipients means many readers, however few addresses.
+    n = len(recipients) + groups * (_GROUP_SIZE - 1)
     replying = bool(f["re_subject"] or f["in_reply_to"] or quoted.strip())
     new_words = len(new_text.split())
     first_line = new_text.lstrip().split("\n", 1)[0] if new_text else ""

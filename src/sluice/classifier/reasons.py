@@ -75,6 +75,7 @@ _HEADER_WORDS: dict[str, Callable[[float], str]] = {
     "opinion_words": lambda v: "gives an opinion or comments",
     "meeting_words": lambda v: "talks about meeting, scheduling or attending",
     "fyi": lambda v: "says FYI",
+    "group_recipient": lambda v: "goes to a distribution list (team, all, dl-…)",
 }
 _ATTACHMENT_PREFIX = "attach_"
 _TEXT_PLACES = {
