@@ -175,8 +175,9 @@ class Store:
             self._inline_conn = None
             raise StorageUnavailable("database unavailable") from exc
 
-    async def record(self, facts: MessageFacts) -> int:
-        return await self._writer.call(lambda cur, sql: _record(cur, sql, facts))
+    async def record(self, facts: MessageFacts) -> None:
+        rows = _rows(self._writer.sql, facts)
+        await self._writer.call(lambda cur, sql: _record(cur, sql, rows))
 
     async def prune_ledger(self, older_than: timedelta) -> int:
         cutoff = utcnow() - older_than
@@ -196,9 +197,13 @@ class _Sql:
         self.sqlite = engine.dialect.name == "sqlite"
         self.ledger_lookup = self._q(
             "SELECT recipient, reply FROM ledger WHERE fingerprint = :fingerprint")
-        self.message_id = self._q("SELECT id FROM message WHERE fingerprint = :fingerprint")
         self.insert_message = self._insert("message", MESSAGE_COLUMNS, "fingerprint")
-        self.insert_outcome = self._insert("recipient_outcome", OUTCOME_COLUMNS, None)
+        # The message's id comes from its fingerprint inside the statement: no round trip.
+        self.insert_outcome = self._q(
+            "INSERT INTO recipient_outcome ("
+            + ", ".join(f'"{c}"' for c in OUTCOME_COLUMNS) + ") VALUES ("
+            + ", ".join("(SELECT id FROM message WHERE fingerprint = :fingerprint)"
+                        if c == "message_pk" else f":{c}" for c in OUTCOME_COLUMNS) + ")")
         self.insert_ledger = self._insert("ledger", LEDGER_COLUMNS, "fingerprint, recipient")
         self.insert_outbox = self._insert("outbox_job", OUTBOX_COLUMNS, "key")
         self.insert_digest = self._insert("digest_item", DIGEST_COLUMNS, '"user", fingerprint')
@@ -265,30 +270,49 @@ def _prune(cur: Any, sql: _Sql, cutoff: datetime) -> int:
     return int(cur.rowcount)
 
 
-def _record(cur: Any, sql: _Sql, facts: MessageFacts) -> int:
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """A message's rows, bound for the driver: built on the event loop so that the writer
+    thread only runs the driver's C code and holds the GIL as little as possible."""
+
+    fingerprint: str
+    message: dict[str, Any]
+    outcomes: list[dict[str, Any]]
+    ledger: list[dict[str, Any]]
+    outbox: list[dict[str, Any]]
+    digest: list[dict[str, Any]]
+
+
+def _rows(sql: _Sql, facts: MessageFacts) -> _Rows:
     now = utcnow()
     fingerprint = facts.message["fingerprint"]
     message = {**MESSAGE_DEFAULTS, "received_at": now, **facts.message}
-    cur.execute(sql.insert_message, sql.bind({c: message.get(c) for c in MESSAGE_COLUMNS}))
-    cur.execute(sql.message_id, {"fingerprint": fingerprint})
-    pk = int(cur.fetchone()[0])
-    if facts.outcomes:
-        cur.executemany(sql.insert_outcome, [sql.bind({
-            "message_pk": pk, "recipient": o.recipient, "action": o.action,
+    return _Rows(
+        fingerprint=fingerprint,
+        message=sql.bind({c: message.get(c) for c in MESSAGE_COLUMNS}),
+        outcomes=[sql.bind({
+            "fingerprint": fingerprint, "recipient": o.recipient, "action": o.action,
             "status": o.status, "reply": o.reply[:1024], "rule": o.rule,
             "destination": o.destination, "mode": o.mode, "at": now,
-        }) for o in facts.outcomes])
-    if facts.delivered:
-        cur.executemany(sql.insert_ledger, [sql.bind({
+        }) for o in facts.outcomes],
+        ledger=[sql.bind({
             "fingerprint": fingerprint, "recipient": r, "reply": reply[:1024], "at": now,
-        }) for r, reply in facts.delivered])
-    if facts.outbox:
-        cur.executemany(sql.insert_outbox, [
-            sql.bind({c: {**OUTBOX_DEFAULTS, "claimed_until": None, "done_at": None,
-                          **row}.get(c) for c in OUTBOX_COLUMNS})
-            for row in facts.outbox])
-    if facts.digest:
-        cur.executemany(sql.insert_digest, [
-            sql.bind({c: {"sent_at": None, **row}.get(c) for c in DIGEST_COLUMNS})
-            for row in facts.digest])
-    return pk
+        }) for r, reply in facts.delivered],
+        outbox=[sql.bind({c: {**OUTBOX_DEFAULTS, "claimed_until": None, "done_at": None,
+                              **row}.get(c) for c in OUTBOX_COLUMNS})
+                for row in facts.outbox],
+        digest=[sql.bind({c: {"sent_at": None, **row}.get(c) for c in DIGEST_COLUMNS})
+                for row in facts.digest],
+    )
+
+
+def _record(cur: Any, sql: _Sql, rows: _Rows) -> None:
+    cur.execute(sql.insert_message, rows.message)
+    if rows.outcomes:
+        cur.executemany(sql.insert_outcome, rows.outcomes)
+    if rows.ledger:
+        cur.executemany(sql.insert_ledger, rows.ledger)
+    if rows.outbox:
+        cur.executemany(sql.insert_outbox, rows.outbox)
+    if rows.digest:
+        cur.executemany(sql.insert_digest, rows.digest)
