@@ -26,8 +26,8 @@ from sluice.core.db import init_schema, make_engine
 from sluice.core.mail import Attachment
 from sluice.core.post import Post
 from sluice.core.settings import load_settings
-from sluice.core.tables_router import DONE, PENDING, OutboxJob
-from sluice.router.blobs import BlobStore
+from sluice.core.tables_router import DONE, PENDING, Blob, OutboxJob
+from sluice.router.blobs import BlobStore, blob_row
 from sluice.router.destinations import AppriseDestination, PublishError, chat_text
 from sluice.router.outbox import OutboxEntry, OutboxWorker
 from tests.servers import HttpReceiver
@@ -326,13 +326,14 @@ def test_outbox_retries_a_chat_post_after_500_and_publishes_once(
         receiver: HttpReceiver, tmp_path: Path) -> None:
     engine = make_engine(load_settings(None, data_dir=tmp_path))
     init_schema(engine)
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = BlobStore(engine)
     raw = b"From: pat@partner.example\r\nSubject: Q3\r\n\r\nprices\r\n"
-    digest = blobs.put_sync(raw)
+    blob = blob_row(raw)
     post = make_post("team")
-    entry = OutboxEntry(post, digest, ("alice@example.com",), SENDER,
-                        datetime.now(UTC) + timedelta(hours=1))
+    entry = OutboxEntry(post, blob["sha256"], ("alice@example.com",), SENDER,
+                        datetime.now(UTC) + timedelta(hours=1), blob)
     with Session(engine) as session:
+        session.execute(Blob.__table__.insert().values(**blob))  # type: ignore[attr-defined]
         session.execute(OutboxJob.__table__.insert().values(**entry.row()))  # type: ignore[attr-defined]
         session.commit()
     fallbacks: list[tuple[str, ...]] = []

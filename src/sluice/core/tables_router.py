@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from sluice.core.tables import utcnow
@@ -90,3 +90,16 @@ class SenderNote(SQLModel, table=True):
     sender: str = Field(max_length=512)
     destination: str = Field(max_length=200)
     sent_at: datetime = Field(default_factory=utcnow)
+
+
+class Blob(SQLModel, table=True):
+    """Content-addressed bytes (raw diverted messages): stored once, in the database, so the
+    commit that acknowledges a message also makes its content durable and every node that
+    shares the database can read it."""
+
+    __tablename__ = "blob"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

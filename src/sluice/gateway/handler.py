@@ -36,7 +36,7 @@ from sluice.gateway.reply import (
     Reply,
 )
 from sluice.gateway.store import MessageFacts, OutcomeRow, Store
-from sluice.router.blobs import BlobStore
+from sluice.router.blobs import blob_row
 from sluice.router.outbox import OutboxEntry
 from sluice.router.post import build_post
 
@@ -58,10 +58,8 @@ class GatewayHandler:
 
     def __init__(self, settings: Settings, store: Store, deliverer: Deliverer,
                  hook: PipelineHook = deliver_everything, *, auth_enabled: bool = False,
-                 blobs: BlobStore | None = None,
                  on_posts: Callable[[], None] | None = None) -> None:
         self.settings = settings
-        self.blobs = blobs
         #: Called after posts were committed (wakes the outbox worker).
         self.on_posts = on_posts
         self.store = store
@@ -212,9 +210,10 @@ class GatewayHandler:
                 by_destination.setdefault(action.destination, []).append(r)
         if not by_destination:
             return []
-        if mail is None or self.blobs is None:
-            raise RuntimeError("diversion needs a parsed message and a blob store")
-        raw_sha = await self.blobs.put(mail.raw)
+        if mail is None:
+            raise RuntimeError("diversion needs a parsed message")
+        blob = blob_row(mail.raw)
+        raw_sha = blob["sha256"]
         deadline = utcnow() + timedelta(seconds=self.settings.outbox_deadline)
         entries = []
         for destination, recipients in by_destination.items():
@@ -222,7 +221,7 @@ class GatewayHandler:
                               fingerprint=print_, recipients=rcpts,
                               base_url=self.settings.effective_base_url)
             fallback = tuple(r for r in recipients if not decision.for_recipient(r).keeps_mail)
-            entries.append(OutboxEntry(post, raw_sha, fallback, mail_from, deadline))
+            entries.append(OutboxEntry(post, raw_sha, fallback, mail_from, deadline, blob))
         return entries
 
     async def _notify_partial_failure(self, mail_from: str, content: bytes,
@@ -297,7 +296,8 @@ class GatewayHandler:
             for o in outcomes if o.action == DIGEST and o.mode == ENFORCE
             and o.status == "diverted")
         return MessageFacts(message=message, outcomes=tuple(outcomes), delivered=delivered,
-                            outbox=tuple(entry.row() for entry in outbox), digest=digest)
+                            outbox=tuple(entry.row() for entry in outbox), digest=digest,
+                            blobs=tuple({e.blob["sha256"]: e.blob for e in outbox}.values()))
 
 
 def _parse_safely(content: bytes, envelope: MailEnvelope) -> Mail | None:

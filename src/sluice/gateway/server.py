@@ -109,7 +109,7 @@ class Gateway:
         hook = hook or default_hook(settings, self.rules)
         self.store = Store(self.engine)
         self.deliverer = make_deliverer(settings)
-        self.blobs = BlobStore(settings.data_dir / "blobs")
+        self.blobs = BlobStore(self.engine)
         self.destinations = {
             name: make_destination(name, spec.kind, spec.options, self.engine)
             for name, spec in self.rules.destinations.items()
@@ -127,7 +127,7 @@ class Gateway:
             raise ConfigError("AUTH needs STARTTLS: set tls_cert and tls_key")
         self.handler = GatewayHandler(settings, self.store, self.deliverer, hook,
                                       auth_enabled=self.authenticator is not None,
-                                      blobs=self.blobs, on_posts=self.worker.wake)
+                                      on_posts=self.worker.wake)
         self.servers: list[asyncio.base_events.Server] = []
         self.sessions: weakref.WeakSet[GatewaySMTP | GatewayLMTP] = weakref.WeakSet()
         self._prune_task: asyncio.Task[None] | None = None

@@ -60,6 +60,7 @@ class MessageFacts:
     delivered: tuple[tuple[str, str], ...] = field(default=())  # (recipient, reply) for ledger
     outbox: tuple[dict[str, Any], ...] = field(default=())  # OutboxJob rows
     digest: tuple[dict[str, Any], ...] = field(default=())  # DigestItem rows
+    blobs: tuple[dict[str, Any], ...] = field(default=())  # Blob rows (raw diverted mail)
 
 
 class _DbThread:
@@ -207,6 +208,7 @@ class _Sql:
         self.insert_ledger = self._insert("ledger", LEDGER_COLUMNS, "fingerprint, recipient")
         self.insert_outbox = self._insert("outbox_job", OUTBOX_COLUMNS, "key")
         self.insert_digest = self._insert("digest_item", DIGEST_COLUMNS, '"user", fingerprint')
+        self.insert_blob = self._insert("blob", BLOB_COLUMNS, "sha256")
         self.prune = self._q("DELETE FROM ledger WHERE at < :cutoff")
 
     def _q(self, text: str) -> str:
@@ -248,6 +250,7 @@ LEDGER_COLUMNS = _columns(LedgerEntry.__table__)  # type: ignore[attr-defined]
 OUTBOX_COLUMNS = _columns(OutboxJob.__table__)  # type: ignore[attr-defined]
 OUTBOX_DEFAULTS = _defaults(OutboxJob)
 DIGEST_COLUMNS = _columns(DigestItem.__table__)  # type: ignore[attr-defined]
+BLOB_COLUMNS = ("sha256", "size", "data", "created_at")
 
 
 def _resolve(future: asyncio.Future[Any], result: Any) -> None:
@@ -281,6 +284,7 @@ class _Rows:
     ledger: list[dict[str, Any]]
     outbox: list[dict[str, Any]]
     digest: list[dict[str, Any]]
+    blobs: list[dict[str, Any]]
 
 
 def _rows(sql: _Sql, facts: MessageFacts) -> _Rows:
@@ -303,10 +307,13 @@ def _rows(sql: _Sql, facts: MessageFacts) -> _Rows:
                 for row in facts.outbox],
         digest=[sql.bind({c: {"sent_at": None, **row}.get(c) for c in DIGEST_COLUMNS})
                 for row in facts.digest],
+        blobs=[sql.bind(dict(row)) for row in facts.blobs],
     )
 
 
 def _record(cur: Any, sql: _Sql, rows: _Rows) -> None:
+    if rows.blobs:
+        cur.executemany(sql.insert_blob, rows.blobs)
     cur.execute(sql.insert_message, rows.message)
     if rows.outcomes:
         cur.executemany(sql.insert_outcome, rows.outcomes)

@@ -1,47 +1,36 @@
-"""Content-addressed blob store: each distinct file or message is stored once, durably.
+"""Content-addressed blob store: each distinct message is stored once, in the database.
 
-Blobs are written (and fsynced) before the database row that names them is committed, so
-a committed row never points at a missing blob.
+The gateway writes a blob in the same transaction that records the message and its outbox
+jobs, so one commit (one fsync) makes all of it durable; a committed job never names a
+missing blob. Readers (the outbox's fall-back, the shared space) get it by its sha256.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import os
-from pathlib import Path
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from sluice.core.tables import utcnow
+from sluice.core.tables_router import Blob
+
+
+def blob_row(data: bytes, now: datetime | None = None) -> dict[str, Any]:
+    """The row that stores `data`; insert it ignoring conflicts (it may exist already)."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "data": data,
+            "created_at": now or utcnow()}
 
 
 class BlobStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"not a sha256 digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:]
-
-    def put_sync(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.path(digest)
-        if target.exists():
-            return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{id(data)}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return digest
-
-    async def put(self, data: bytes) -> str:
-        return await asyncio.to_thread(self.put_sync, data)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def get(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+        with self.engine.connect() as conn:
+            data = conn.execute(select(Blob.data).where(  # type: ignore[call-overload]
+                Blob.sha256 == sha256)).scalar_one_or_none()
+        if data is None:
+            raise KeyError(f"no blob {sha256}")
+        return bytes(data)

@@ -47,6 +47,7 @@ class OutboxEntry:
     recipients: tuple[str, ...]
     mail_from: str
     deadline_at: datetime
+    blob: dict[str, Any]  # the raw message's Blob row, committed with the job
 
     def row(self) -> dict[str, Any]:
         return {
@@ -179,7 +180,7 @@ class OutboxWorker:
         recipients = tuple(r for r in job.recipients.split("\n") if r)
         try:
             raw = await asyncio.to_thread(self.blobs.get, job.raw_sha256)
-        except OSError as exc:
+        except (OSError, KeyError) as exc:
             log.error("outbox job %s: message blob missing: %s", job.key, exc)
             await asyncio.to_thread(self._retry, job, f"blob missing: {exc}")
             return
