@@ -273,5 +273,9 @@ class Gateway:
         if self._digest_task is not None:
             await self._digest_task
         await self.deliverer.close()
+        # A closed transport releases its socket on a later turn of the loop: give it those
+        # turns, or the sockets outlive the loop.
+        for _ in range(3):
+            await asyncio.sleep(0)
         self.store.close()
         self.engine.dispose()
