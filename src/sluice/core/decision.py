@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sluice.core.verdict import Verdict
 
@@ -45,6 +45,14 @@ class RecipientAction:
 class RoutingDecision:
     verdict: Verdict | None
     actions: tuple[RecipientAction, ...]
+    #: recipient → action; the gateway asks per recipient, up to thousands per message.
+    _by_recipient: dict[str, RecipientAction] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, RecipientAction] = {}
+        for action in self.actions:
+            index.setdefault(action.recipient, action)  # the first action for a recipient wins
+        object.__setattr__(self, "_by_recipient", index)
 
     @classmethod
     def deliver_all(cls, recipients: tuple[str, ...], verdict: Verdict | None = None,
@@ -52,7 +60,4 @@ class RoutingDecision:
         return cls(verdict, tuple(RecipientAction(r, DELIVER, rule) for r in recipients))
 
     def for_recipient(self, recipient: str) -> RecipientAction:
-        for action in self.actions:
-            if action.recipient == recipient:
-                return action
-        return RecipientAction(recipient)
+        return self._by_recipient.get(recipient) or RecipientAction(recipient)

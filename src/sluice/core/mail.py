@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+#: Marks mail Sluice writes itself (DSNs, digests, notes): the rules never divert it.
+GENERATED_HEADER = "X-Sluice-Generated"
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:

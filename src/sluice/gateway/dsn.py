@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from email.utils import formatdate, make_msgid
 
+from sluice.core.mail import GENERATED_HEADER
 from sluice.gateway.reply import Reply
-
-#: Only the headers of the original go back; the sender has the rest.
-GENERATED_HEADER = "X-Sluice-Generated"
 
 
 def build_dsn(*, hostname: str, sender: str, original: bytes,

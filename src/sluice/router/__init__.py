@@ -4,7 +4,8 @@ Imports only `sluice.core`. The database functions live in `sluice.router.rulesd
 imported here, so loading rules does not load the ORM).
 """
 
-from sluice.router.decide import GENERATED_HEADER, decide, is_generated
+from sluice.core.mail import GENERATED_HEADER
+from sluice.router.decide import decide, is_generated
 from sluice.router.rules import DestinationSpec, Match, Rule, RuleSet
 from sluice.router.rulesfile import RulesError, load_rules, parse_rules, with_user_rules
 

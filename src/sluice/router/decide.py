@@ -8,12 +8,10 @@ computed at most once per message.
 from __future__ import annotations
 
 from sluice.core.decision import DELIVER, RecipientAction, RoutingDecision
-from sluice.core.mail import Mail
+from sluice.core.mail import GENERATED_HEADER, Mail
 from sluice.core.verdict import Verdict
 from sluice.router.rules import Match, Rule, RuleSet
 
-#: Present on every message Sluice writes itself (digests, notes, fall-back deliveries).
-GENERATED_HEADER = "X-Sluice-Generated"
 #: Rule names recorded for the decisions no rule can override.
 EXTERNAL = "external"
 SLUICE_GENERATED = "sluice-generated"

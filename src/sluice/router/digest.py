@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-GENERATED_HEADER = "X-Sluice-Generated"
+from sluice.core.mail import GENERATED_HEADER
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from sluice.core.mail import GENERATED_HEADER
 from sluice.core.post import Post
-
-GENERATED_HEADER = "X-Sluice-Generated"
 
 
 def build_sender_note(post: Post, *, hostname: str, now: datetime) -> bytes:
