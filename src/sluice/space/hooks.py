@@ -1,0 +1,39 @@
+"""What happens after a diverted message became a new post: the parts of the space that
+build on posts (material library, feedback board, calendar) each get one call, inside the
+transaction that inserted the post, so a post and everything derived from it commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from sluice.core.mail import Mail
+from sluice.core.post import Post
+
+
+@dataclass(frozen=True, slots=True)
+class NewPost:
+    """A post just inserted (not a republish, not a reply that became a comment)."""
+
+    post_id: int
+    channel: str
+    post: Post
+    #: The whole diverted message, parsed from the blob store (attachment bytes included).
+    mail: Mail
+    raw_sha256: str
+
+
+PostHook = Callable[[Connection, NewPost], None]
+
+
+def post_hooks() -> tuple[PostHook, ...]:
+    """The hooks in the order they run; each module that builds on posts adds itself here."""
+    return ()
+
+
+def run_post_hooks(conn: Connection, new: NewPost) -> None:
+    for hook in post_hooks():
+        hook(conn, new)
