@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from email.utils import getaddresses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sluice.core.parse import normalize_line_endings, normalize_subject, parse
+from sluice.core.parse import (
+    normalize_line_endings,
+    normalize_subject,
+    parse,
+    parse_addresses,
+)
 from tests.servers import iter_corpus_messages
 
 MIXED = (
@@ -139,3 +146,25 @@ def test_single_part_short_cut_gives_what_the_full_parser_gives() -> None:
 def test_short_cut_agrees_on_arbitrary_bytes(data: bytes) -> None:
     _same(b"Subject: s\r\nFrom: a@example.com\r\n\r\n" + data)
     _same(data)
+
+
+_ATOM = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_+",
+                min_size=1, max_size=12)
+_NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP éü.'-", max_size=20)
+_MEMBER = st.one_of(
+    st.builds(lambda lp, d: f"{lp}@{d}", _ATOM, _ATOM),
+    st.builds(lambda lp, d: f"<{lp}@{d}>", _ATOM, _ATOM),
+    st.builds(lambda n, lp, d: f"{n} <{lp}@{d}>", _NAME, _ATOM, _ATOM),
+    # Forms the short cut must hand to the full grammar.
+    st.builds(lambda n, lp, d: f'"{n}, x" <{lp}@{d}>', _NAME, _ATOM, _ATOM),
+    st.builds(lambda lp, d, c: f"{lp}@{d} ({c})", _ATOM, _ATOM, _NAME),
+    st.builds(lambda n, lp, d: f"team: {n} <{lp}@{d}>;", _NAME, _ATOM, _ATOM),
+    st.just(""),
+)
+
+
+@given(st.lists(st.lists(_MEMBER, min_size=1, max_size=4).map(", ".join), min_size=1,
+                max_size=3))
+@settings(max_examples=400, deadline=None)
+def test_address_lists_are_read_as_the_stdlib_reads_them(values: list[str]) -> None:
+    assert parse_addresses(values) == getaddresses(values)

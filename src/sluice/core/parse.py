@@ -14,6 +14,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
 from sluice.core.htmltext import html_to_text
 from sluice.core.mail import Attachment, CalendarPart, Envelope, Mail, ThreadKeys
@@ -79,10 +80,38 @@ def _count_re(subject: str) -> int:
         rest = rest[stripped.end():]
 
 
-def _addresses(msg: Message, name: str) -> tuple[str, ...]:
-    values = msg.get_all(name) or []
+#: One plain list member: `addr@domain`, `<addr@domain>` or `Display Name <addr@domain>`.
+_PLAIN_MEMBER = re.compile(
+    r"\s*(?:([^<>@,]*?)\s*<([^<>@\s,]+@[^<>@\s,]+)>|([^<>@\s,]+@[^<>@\s,]+))\s*")
+#: Anything that needs RFC 5322's full grammar: quotes, comments, escapes, groups, routes.
+_NEEDS_GRAMMAR = re.compile(r'["()\\:;\[\]]')
+
+
+def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs, as `email.utils.getaddresses` gives them.
+
+    Most address headers are plain lists; those are split directly (the stdlib's address
+    parser costs more than the rest of the header parsing together). Anything with quotes,
+    comments, groups or an empty member goes to `getaddresses`.
+    """
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        if _NEEDS_GRAMMAR.search(value):
+            return getaddresses(values)
+        for member in value.split(","):
+            match = _PLAIN_MEMBER.fullmatch(member)
+            if match is None:
+                return getaddresses(values)
+            if match.group(3) is not None:
+                pairs.append(("", match.group(3)))
+            else:
+                pairs.append((" ".join(match.group(1).split()), match.group(2)))
+    return pairs
+
+
+def _addresses(values: list[str]) -> tuple[str, ...]:
     decoded = [decode_header_value(str(v)) for v in values]
-    return tuple(addr.lower() for _, addr in getaddresses(decoded) if "@" in addr)
+    return tuple(addr.lower() for _, addr in parse_addresses(decoded) if "@" in addr)
 
 
 def _decoded_payload(part: Message) -> bytes:
@@ -190,23 +219,34 @@ def parse(raw: bytes, envelope: Envelope | None = None) -> Mail:
     """Parse a message; lenient with broken input, exact with `raw`."""
     msg = _message(raw)
     found = _walk(msg)
-    subject = decode_header_value(msg.get("Subject"))
-    from_pairs = getaddresses([decode_header_value(msg.get("From"))])
+    # Each header is fetched once: Message.get scans (and lower-cases) the whole list per call.
+    items = msg.items()
+    fields: dict[str, list[Any]] = {}
+    for key, value in items:
+        fields.setdefault(key.lower(), []).append(value)
+
+    def first(name: str) -> Any:
+        values = fields.get(name)
+        return values[0] if values else None
+
+    subject = decode_header_value(first("subject"))
+    from_pairs = parse_addresses([decode_header_value(first("from"))])
     from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
-    message_id_match = _MSGID.search(str(msg.get("Message-ID") or ""))
-    references = tuple(_MSGID.findall(str(msg.get("References") or "")))
-    in_reply_to_match = _MSGID.search(str(msg.get("In-Reply-To") or ""))
+    message_id_match = _MSGID.search(str(first("message-id") or ""))
+    references = tuple(_MSGID.findall(str(first("references") or "")))
+    in_reply_to_match = _MSGID.search(str(first("in-reply-to") or ""))
     in_reply_to = in_reply_to_match.group(0) if in_reply_to_match else ""
     depth = max(len(references), 1 if in_reply_to else 0, _count_re(subject))
     try:
-        date = parsedate_to_datetime(str(msg["Date"])) if msg.get("Date") else None
+        date_value = first("date")
+        date = parsedate_to_datetime(str(date_value)) if date_value else None
     except (TypeError, ValueError, IndexError):
         date = None
     plain = "\n".join(found.plain)
     html = "\n".join(found.html)
     text = plain if plain.strip() else html_to_text(html)
-    to = _addresses(msg, "To")
-    cc = _addresses(msg, "Cc")
+    to = _addresses(fields.get("to", []))
+    cc = _addresses(fields.get("cc", []))
     return Mail(
         envelope=envelope or Envelope(mail_from=from_addr.lower(), rcpt_tos=to + cc),
         raw=raw,
@@ -216,7 +256,7 @@ def parse(raw: bytes, envelope: Envelope | None = None) -> Mail:
         from_name=from_name,
         to=to,
         cc=cc,
-        reply_to=_addresses(msg, "Reply-To"),
+        reply_to=_addresses(fields.get("reply-to", [])),
         date=date,
         thread=ThreadKeys(
             message_id=message_id_match.group(0) if message_id_match else "",
@@ -225,10 +265,10 @@ def parse(raw: bytes, envelope: Envelope | None = None) -> Mail:
             normalized_subject=normalize_subject(subject),
             reply_depth=depth,
         ),
-        list_id=decode_header_value(msg.get("List-Id")),
-        precedence=str(msg.get("Precedence") or "").strip().lower(),
-        auto_submitted=str(msg.get("Auto-Submitted") or "").strip().lower(),
-        headers=tuple((k, decode_header_value(str(v))) for k, v in msg.items()),
+        list_id=decode_header_value(first("list-id")),
+        precedence=str(first("precedence") or "").strip().lower(),
+        auto_submitted=str(first("auto-submitted") or "").strip().lower(),
+        headers=tuple((k, decode_header_value(str(v))) for k, v in items),
         text=text[:MAX_TEXT_CHARS],
         html=html[:MAX_TEXT_CHARS],
         attachments=tuple(found.attachments),
