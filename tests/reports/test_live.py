@@ -184,3 +184,15 @@ def test_empty_database_gives_zeros(tmp_path: Path) -> None:
     assert report.totals.reduction_percent == 0.0
     assert len(report.by_day) == 7 and report.by_user == {}
     engine.dispose()
+
+
+def test_per_rule_shows_what_each_audit_rule_would_add(recorded: Recorded) -> None:
+    report = live_report(recorded.engine, period(recorded))
+    assert report.by_rule == {
+        "ann@example.com#1": Figures(messages=2, diverted=2),
+        "bob@example.com#1": Figures(messages=2, diverted=2),
+        "(no rule)": Figures(messages=2, inbox=2),
+        "policy#1": Figures(messages=1, inbox=2, would_divert=2),
+        "cem@example.com#1": Figures(messages=1, inbox=1, fallback=1),
+        "dia@example.com#1": Figures(messages=1, inbox=1, would_divert=1),
+    }

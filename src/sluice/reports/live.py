@@ -52,6 +52,7 @@ EXTERNAL_RULE = "external"
 #: Group labels for outcomes without a category or a destination.
 UNCLASSIFIED = "(unclassified)"
 INBOX_ONLY = "(none)"
+NO_RULE = "(no rule)"
 DAY, WEEK = "day", "week"
 BUCKETS = (DAY, WEEK)
 #: How many senders the top-broadcasters list names.
@@ -148,6 +149,7 @@ class LiveReport:
     by_week: Mapping[str, Figures]
     by_category: Mapping[str, Figures]
     by_destination: Mapping[str, Figures]
+    by_rule: Mapping[str, Figures]
     by_user: Mapping[str, Figures]
     by_domain: tuple[GroupFigures, ...]
     top_broadcasters: Mapping[str, Figures]
@@ -263,6 +265,13 @@ def by_destination(conn: Connection, period: Period,
     return _sorted(figures_by(conn, period, key, recipient))
 
 
+def by_rule(conn: Connection, period: Period,
+            recipient: str | None = None) -> dict[str, Figures]:
+    """Per deciding rule; `would_divert` per rule is what enforcing each audit rule adds."""
+    key = case((_outcome.c.rule == "", NO_RULE), else_=_outcome.c.rule)
+    return _sorted(figures_by(conn, period, key, recipient))
+
+
 def by_user(conn: Connection, period: Period,
             recipient: str | None = None) -> dict[str, Figures]:
     key = func.lower(_outcome.c.recipient)
@@ -336,6 +345,7 @@ def live_report(engine: Engine, period: Period, *, recipient: str | None = None,
             by_week=by_time(conn, period, WEEK, recipient),
             by_category=by_category(conn, period, recipient),
             by_destination=by_destination(conn, period, recipient),
+            by_rule=by_rule(conn, period, recipient),
             by_user=own,
             by_domain=by_group(everyone, domain_of, privacy_min_group),
             by_team=by_group(everyone, team_of.get, privacy_min_group) if team_of else (),
@@ -368,6 +378,7 @@ def to_json(report: LiveReport) -> dict[str, Any]:
         "by_day": table(report.by_day), "by_week": table(report.by_week),
         "by_category": table(report.by_category),
         "by_destination": table(report.by_destination),
+        "by_rule": table(report.by_rule),
         "by_user": table(report.by_user),
         "by_domain": groups(report.by_domain), "by_team": groups(report.by_team),
         "privacy_min_group": report.privacy_min_group,
@@ -403,7 +414,7 @@ def csv_rows(report: LiveReport) -> list[tuple[Any, ...]]:
     add("totals", "all", report.totals)
     for name, rows_of in (("day", report.by_day), ("week", report.by_week),
                           ("category", report.by_category),
-                          ("destination", report.by_destination),
+                          ("destination", report.by_destination), ("rule", report.by_rule),
                           ("user", report.by_user), ("sender", report.top_broadcasters)):
         for key, figures in rows_of.items():
             add(name, key, figures)
