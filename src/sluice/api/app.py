@@ -5,49 +5,56 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import FastAPI, Query
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from sluice import __version__
-from sluice.api import queries
+from sluice.api import auth, queries
+from sluice.api.auth import AdminDep, OptionalViewerDep
 from sluice.api.deps import EngineDep
+from sluice.api.routes import auth as auth_routes
+from sluice.api.routes import me as me_routes
+from sluice.api.routes import tokens as token_routes
+from sluice.api.security import SecurityHeaders, web_config
+from sluice.core.settings import Settings
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STATIC = Path(__file__).parent / "static"
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
+    """`settings` None (tests, tools): no rules file, a key that lives in memory only."""
     app = FastAPI(title="Sluice", version=__version__,
                   description="Mail that need not be mail, moved to one shared place.")
     app.state.engine = engine
+    app.state.settings = settings
+    auth.install(app, web_config(settings))
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for router in (auth_routes.router, me_routes.router, token_routes.router):
+        app.include_router(router)
 
     @app.get("/healthz")
     def health(engine: EngineDep) -> dict[str, Any]:
         return {"status": "ok", "messages": queries.message_count(engine)}
 
     @app.get("/api/messages")
-    def messages(engine: EngineDep,
+    def messages(engine: EngineDep, viewer: AdminDep,
                  limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 50
                  ) -> list[queries.MessageView]:
         return queries.recent_messages(engine, limit)
 
     @app.get("/api/stats")
-    def stats(engine: EngineDep) -> dict[str, Any]:
+    def stats(engine: EngineDep, viewer: AdminDep) -> dict[str, Any]:
         return {
             "messages": queries.message_count(engine),
             "recipient_outcomes": queries.status_counts(engine),
             "inboxes": queries.inbox_counts(engine),
         }
 
-    @app.get("/", response_class=HTMLResponse)
-    def home(request: Request, engine: EngineDep) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, "home.html", {
-            "messages": queries.recent_messages(engine, 100),
-            "statuses": queries.status_counts(engine),
-            "inboxes": queries.inbox_counts(engine),
-            "total": queries.message_count(engine),
-            "version": __version__,
-        })
+    @app.get("/", include_in_schema=False)
+    def home(viewer: OptionalViewerDep) -> RedirectResponse:
+        return RedirectResponse("/space" if viewer is not None else "/login", status_code=303)
 
     return app

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, create_engine
 
-from sluice.core import tables, tables_router  # noqa: F401  (registers the tables)
+from sluice.core import tables, tables_people, tables_router  # noqa: F401  (registers the tables)
 from sluice.core.errors import ConfigError
 from sluice.core.settings import Settings
 

@@ -98,12 +98,41 @@ class Settings(BaseSettings):
     web_listen: str = "127.0.0.1:8025"
     #: How people reach the web app; links in posts and digests use it.
     base_url: str = ""
+    #: Key for the web app's signed values (sign-in form tokens); empty: a random key is
+    #: generated once and kept in data_dir/web-secret (never a constant in the code).
+    session_secret: str = ""
+    #: A web sign-in lasts this many days (sessions are rows: signing out ends them at once).
+    session_days: float = 14.0
+    #: Secure flag on cookies: auto (when base_url is https), on, off.
+    web_secure_cookies: str = "auto"
+    #: Single sign-on: a reverse proxy puts the signed-in address in this header (e.g.
+    #: X-Remote-User). Empty: off. Honoured only from the addresses in trusted_proxies.
+    trusted_user_header: str = ""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Failed sign-ins allowed per account and per client address within login_window.
+    login_max_failures: int = 5
+    login_window_seconds: float = 900.0
 
     #: Testing only: pause this long after a message is safe and before answering 250, so a
     #: test can kill the gateway in exactly that window. Refused unless SLUICE_TESTING=1.
     fault_pause_before_reply: float = 0.0
 
-    _split_lists = field_validator("listen", "allowed_networks", mode="before")(_split_list)
+    _split_lists = field_validator("listen", "allowed_networks", "trusted_proxies",
+                                   mode="before")(_split_list)
+
+    @field_validator("web_secure_cookies")
+    @classmethod
+    def _secure_choice(cls, value: str) -> str:
+        if value.lower() not in ("auto", "on", "off"):
+            raise ValueError("expected auto, on or off")
+        return value.lower()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: list[str]) -> list[str]:
+        for net in value:
+            ipaddress.ip_network(net, strict=False)
+        return value
 
     @field_validator("digest_time")
     @classmethod
@@ -155,6 +184,12 @@ class Settings(BaseSettings):
     @property
     def effective_base_url(self) -> str:
         return self.base_url or f"http://{self.web_listen}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.web_secure_cookies == "auto":
+            return self.effective_base_url.startswith("https://")
+        return self.web_secure_cookies == "on"
 
     @property
     def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -1,0 +1,1 @@
+"""Route modules of the web app, one per resource; each exposes `router` (an APIRouter)."""
