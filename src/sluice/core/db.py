@@ -15,7 +15,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, create_engine
 
-from sluice.core import tables, tables_people, tables_router  # noqa: F401  (registers the tables)
+from sluice.core import (  # noqa: F401  (registers the tables)
+    tables,
+    tables_board,
+    tables_people,
+    tables_router,
+    tables_space,
+)
 from sluice.core.errors import ConfigError
 from sluice.core.settings import Settings
 
@@ -71,6 +77,8 @@ def _check_postgres_durability(engine: Engine) -> None:
 
 def init_schema(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        tables_space.create_search_table(conn)
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],

@@ -1,4 +1,5 @@
-"""Tables of the diversion path: the outbox and the built-in shared space's posts."""
+"""Tables of the diversion path: the outbox, digests, sender notes and blobs (the shared
+space's posts live in `tables_space`)."""
 
 from __future__ import annotations
 
@@ -36,31 +37,6 @@ class OutboxJob(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     done_at: datetime | None = None
     link: str = Field(default="", max_length=1024)
-
-
-class SpacePost(SQLModel, table=True):
-    """A diverted message as a post in a channel of the built-in shared space."""
-
-    __tablename__ = "space_post"
-    __table_args__ = (UniqueConstraint("channel", "fingerprint"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    channel: str = Field(index=True, max_length=200)
-    fingerprint: str = Field(index=True, max_length=64)
-    message_id: str = Field(default="", index=True, max_length=998)
-    subject: str = ""
-    sender: str = Field(default="", max_length=512)
-    sender_name: str = Field(default="", max_length=512)
-    category: str = Field(default="", max_length=32)
-    excerpt: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    #: sha256 of the raw message in the blob store.
-    raw_sha256: str = Field(default="", max_length=64)
-    attachments_json: str = Field(default="[]", sa_column=Column(Text, nullable=False,
-                                                                 default="[]"))
-    recipients: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    thread_subject: str = Field(default="", index=True)
-    in_reply_to: str = Field(default="", max_length=998)
-    posted_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class DigestItem(SQLModel, table=True):

@@ -18,12 +18,10 @@ from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import Connection, Engine
-from sqlmodel import col, select
 
-from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.errors import ConfigError
 from sluice.core.post import Post
-from sluice.core.tables_router import SpacePost
+from sluice.space.ingest import ingest, post_path
 
 #: A destination that does not answer within this many seconds has failed this attempt.
 PUBLISH_TIMEOUT = 20.0
@@ -200,23 +198,13 @@ class SpaceDestination:
             return self.publish_in(conn, post, raw_sha256)
 
     def publish_in(self, conn: Connection, post: Post, raw_sha256: str) -> Published:
-        """Insert the post within the caller's transaction (the outbox finishes its job in
-        the same one), so a post and its job's completion commit together."""
-        row = {
-            "channel": self.channel, "fingerprint": post.fingerprint,
-            "message_id": post.message_id, "subject": post.subject, "sender": post.sender,
-            "sender_name": post.sender_name, "category": post.category,
-            "excerpt": post.excerpt, "raw_sha256": raw_sha256,
-            "attachments_json": json.dumps([asdict(a) for a in post.attachments]),
-            "recipients": "\n".join(post.recipients), "thread_subject": post.thread_subject,
-            "in_reply_to": post.in_reply_to, "posted_at": post.received_at,
-        }
-        table = SpacePost.__table__  # type: ignore[attr-defined]
-        insert_ignoring_conflicts(conn, table, [row], ["channel", "fingerprint"])
-        post_id = conn.execute(select(col(SpacePost.id)).where(
-            col(SpacePost.channel) == self.channel,
-            col(SpacePost.fingerprint) == post.fingerprint)).scalar_one()
-        return Published(link=f"{post.url.rsplit('/m/', 1)[0]}/space/{self.channel}/{post_id}")
+        """Ingest the message within the caller's transaction (the outbox finishes its job in
+        the same one), so a post and its job's completion commit together. A reply to a
+        thread of the channel becomes a comment on it; the link then points at the thread."""
+        done = ingest(conn, self.channel, post, raw_sha256)
+        base = post.url.rsplit("/m/", 1)[0]
+        anchor = f"#comment-{done.comment_id}" if done.comment_id else ""
+        return Published(link=f"{base}{post_path(done.channel, done.post_id)}{anchor}")
 
 
 LocalDestination = SpaceDestination  # destinations that publish inside the outbox's transaction

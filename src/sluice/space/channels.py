@@ -1,0 +1,129 @@
+"""Channels: created on first use by the outbox, listed per person with unread counts, made
+open (readable by every signed-in person) or retitled by admins.
+
+A channel's `name` is the key the rules file's space destinations publish to; it never
+changes (renaming it would make the next diverted mail create the old one again). What
+admins rename is its title.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Connection, Engine, case, func, select, update
+from sqlmodel import col
+
+from sluice.core.db import insert_ignoring_conflicts
+from sluice.core.tables import utcnow
+from sluice.core.tables_space import Channel, ReadMark, SpacePost
+from sluice.space.access import visible_posts_clause
+from sluice.space.viewer import Viewer
+
+MAX_NAME = 200
+
+
+class NotAllowed(PermissionError):
+    """Only admins manage channels."""
+
+
+class NoSuchChannel(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelView:
+    name: str
+    title: str
+    description: str
+    open: bool
+    posts: int  # visible to this viewer
+    unread: int
+
+
+def ensure_channel(conn: Connection, name: str) -> None:
+    """The channel row exists afterwards (the outbox's first post to a channel creates it)."""
+    table = Channel.__table__  # type: ignore[attr-defined]
+    insert_ignoring_conflicts(conn, table, [{
+        "name": name, "title": name, "description": "", "open": False,
+        "created_at": utcnow()}], ["name"])
+
+
+def unread_clause(viewer: Viewer) -> ColumnElement[bool]:
+    """True for posts the viewer has not read since their last activity (a new comment)."""
+    read = select(col(ReadMark.id)).where(
+        col(ReadMark.post_id) == col(SpacePost.id), col(ReadMark.user) == viewer.email,
+        col(ReadMark.read_at) >= col(SpacePost.last_activity_at))
+    return ~read.exists()
+
+
+def list_channels(engine: Engine, viewer: Viewer) -> list[ChannelView]:
+    """Channels the viewer can read something in (admins: every channel, for managing it),
+    with their own visible and unread post counts."""
+    unread = func.sum(case((unread_clause(viewer), 1), else_=0))
+    counts_query = (select(col(SpacePost.channel), func.count(), unread)
+                    .where(visible_posts_clause(viewer))
+                    .group_by(col(SpacePost.channel)))
+    with engine.connect() as conn:
+        counts = {name: (int(total), int(new or 0))
+                  for name, total, new in conn.execute(counts_query).all()}
+        channels = conn.execute(select(Channel).order_by(col(Channel.name))).all()
+    views = []
+    for channel in channels:
+        total, new = counts.get(channel.name, (0, 0))
+        if total or channel.open or viewer.is_admin:
+            views.append(ChannelView(channel.name, channel.title or channel.name,
+                                     channel.description, bool(channel.open), total, new))
+    return views
+
+
+def get_channel(engine: Engine, viewer: Viewer, name: str) -> ChannelView:
+    """The channel as the viewer sees it; NoSuchChannel when they may not see it at all."""
+    for channel in list_channels(engine, viewer):
+        if channel.name == name:
+            return channel
+    raise NoSuchChannel(name)
+
+
+def _require_admin(viewer: Viewer) -> None:
+    if not viewer.is_admin:
+        raise NotAllowed("only admins manage channels")
+
+
+def _valid_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME or "/" in name or name != " ".join(name.split()):
+        raise ValueError("a channel name is 1-200 characters, no slash, no extra spaces")
+    return name
+
+
+def create_channel(engine: Engine, viewer: Viewer, name: str, title: str = "",
+                   description: str = "", open_: bool = False) -> None:
+    _require_admin(viewer)
+    name = _valid_name(name)
+    with engine.begin() as conn:
+        ensure_channel(conn, name)
+        conn.execute(update(Channel).where(col(Channel.name) == name).values(
+            title=title.strip() or name, description=description, open=open_))
+
+
+def set_open(engine: Engine, viewer: Viewer, name: str, open_: bool) -> None:
+    """Open a channel to every signed-in person, or close it to its posts' recipients."""
+    _require_admin(viewer)
+    _update(engine, name, open=open_)
+
+
+def retitle(engine: Engine, viewer: Viewer, name: str, title: str,
+            description: str | None = None) -> None:
+    _require_admin(viewer)
+    values: dict[str, object] = {"title": title.strip() or name}
+    if description is not None:
+        values["description"] = description
+    _update(engine, name, **values)
+
+
+def _update(engine: Engine, name: str, **values: object) -> None:
+    with engine.begin() as conn:
+        result = conn.execute(update(Channel).where(col(Channel.name) == name).values(**values))
+        if not result.rowcount:
+            raise NoSuchChannel(name)
+

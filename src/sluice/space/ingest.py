@@ -1,0 +1,302 @@
+"""A diverted message enters the space: a new post, or a comment on the thread it answers.
+
+Runs inside the outbox worker's transaction (`SpaceDestination.publish_in`), so the post, its
+recipients, attachments, search rows, the hooks' rows and the job's completion commit
+together. Every step is idempotent: a republished job finds what it wrote the first time.
+
+Threads: a message whose In-Reply-To or References name a post or comment of the same
+channel joins that post; failing that, a reply (Re: or reply headers) whose normalised
+subject matches a post active in the last `SUBJECT_THREAD_DAYS` days joins it. It joins as a
+comment only when everyone it went to may already see the post; a reply that widens the
+audience becomes a post of its own (linked to the thread), so nobody gains access to the
+earlier thread by being copied on a reply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+from sqlmodel import col
+
+from sluice.core.db import insert_ignoring_conflicts
+from sluice.core.mail import Mail
+from sluice.core.parse import parse
+from sluice.core.post import Post
+from sluice.core.tables_router import Blob
+from sluice.core.tables_space import (
+    ENVELOPE,
+    HEADER,
+    MAIL,
+    SENDER,
+    Comment,
+    PostAttachment,
+    PostRecipient,
+    SpacePost,
+)
+from sluice.space.channels import ensure_channel
+from sluice.space.hooks import NewPost, run_post_hooks
+from sluice.space.parts import MessageParts, message_parts
+from sluice.space.quoting import reply_text
+from sluice.space.sanitize import INLINE_IMAGE_TYPES, cid_resolver, sanitize_html, text_to_html
+from sluice.space.search import index_comment, index_post
+
+#: A reply without usable reply headers joins a post with its subject this recent.
+SUBJECT_THREAD_DAYS = 30
+#: Stored body text (search, page) is cut here.
+MAX_BODY_CHARS = 100_000
+
+
+class MissingBlob(LookupError):
+    """The raw message is not in the blob table: the job is retried, then falls back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    post_id: int
+    channel: str
+    comment_id: int | None = None
+    #: False when nothing was written (a republished job, a copy of a known message).
+    created: bool = True
+
+
+def post_path(channel: str, post_id: int) -> str:
+    """The page of a post, relative to the web app's base URL (the outbox links to it)."""
+    return f"/space/{channel}/{post_id}"
+
+
+def attachment_path(post_id: int, sha256: str) -> str:
+    return f"/api/posts/{post_id}/attachments/{sha256}"
+
+
+def content_key(mail: Mail) -> str:
+    """Same sender, Message-ID, subject, bodies and files: the same message, whichever SMTP
+    transaction carried it (trace headers differ)."""
+    digest = hashlib.sha256()
+    for piece in (mail.from_addr, mail.message_id, mail.subject, mail.text, mail.html,
+                  *sorted(a.sha256 for a in mail.attachments)):
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def audience(mail: Mail, post: Post) -> dict[str, str]:
+    """Address → why it may see the message (envelope first: it is the strongest reason)."""
+    found: dict[str, str] = {}
+    for address in post.recipients:
+        found.setdefault(address.lower(), ENVELOPE)
+    for address in mail.to + mail.cc:
+        found.setdefault(address.lower(), HEADER)
+    sender = (mail.from_addr or post.sender).lower()
+    if sender:
+        found.setdefault(sender, SENDER)
+    return {a: role for a, role in found.items() if a}
+
+
+def ingest(conn: Connection, channel: str, post: Post, raw_sha256: str) -> Ingested:
+    ensure_channel(conn, channel)
+    known = _already_ingested(conn, channel, post.fingerprint)
+    if known is not None:
+        return known
+    raw = conn.execute(select(col(Blob.data)).where(col(Blob.sha256) == raw_sha256)).scalar()
+    if raw is None:
+        raise MissingBlob(f"no blob {raw_sha256} for {post.key}")
+    mail = parse(bytes(raw))
+    who = audience(mail, post)
+    key = content_key(mail)
+    copy = _same_message(conn, channel, mail, key)
+    if copy is not None:  # the same mail in another SMTP transaction: more recipients
+        _add_recipients(conn, copy.post_id, who)
+        return copy
+    target = _thread_target(conn, channel, mail, post.received_at)
+    if target is not None and who.keys() <= _participants(conn, _id(target.id)):
+        return _add_comment(conn, target, mail, post)
+    thread_id = target.thread_id if target is not None else None
+    return _add_post(conn, channel, mail, post, raw_sha256, key, who, thread_id)
+
+
+def _already_ingested(conn: Connection, channel: str, fingerprint: str) -> Ingested | None:
+    post_id = conn.execute(select(col(SpacePost.id)).where(
+        col(SpacePost.channel) == channel,
+        col(SpacePost.fingerprint) == fingerprint)).scalar()
+    if post_id is not None:
+        return Ingested(int(post_id), channel, created=False)
+    row = conn.execute(
+        select(col(Comment.id), col(Comment.post_id))
+        .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
+        .where(col(Comment.fingerprint) == fingerprint,
+               col(SpacePost.channel) == channel)).first()
+    if row is not None:
+        return Ingested(int(row.post_id), channel, int(row.id), created=False)
+    return None
+
+
+def _same_message(conn: Connection, channel: str, mail: Mail, key: str) -> Ingested | None:
+    if not mail.message_id:
+        return None
+    post_id = conn.execute(select(col(SpacePost.id)).where(
+        col(SpacePost.channel) == channel, col(SpacePost.message_id) == mail.message_id,
+        col(SpacePost.content_key) == key)).scalar()
+    if post_id is not None:
+        return Ingested(int(post_id), channel, created=False)
+    row = conn.execute(
+        select(col(Comment.id), col(Comment.post_id))
+        .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
+        .where(col(Comment.message_id) == mail.message_id,
+               col(Comment.author) == mail.from_addr,
+               col(SpacePost.channel) == channel)).first()
+    if row is not None:
+        return Ingested(int(row.post_id), channel, int(row.id), created=False)
+    return None
+
+
+def _thread_target(conn: Connection, channel: str, mail: Mail,
+                   now: datetime) -> Row[Any] | None:
+    """The post this message answers, by reply headers first, then by subject."""
+    wanted = [mail.thread.in_reply_to, *reversed(mail.thread.references)]
+    wanted = [m for m in dict.fromkeys(wanted) if m and m != mail.message_id]
+    if wanted:
+        by_post = {row.message_id: row.id for row in conn.execute(
+            select(col(SpacePost.id), col(SpacePost.message_id)).where(
+                col(SpacePost.channel) == channel, col(SpacePost.message_id).in_(wanted)))}
+        by_comment = {row.message_id: row.post_id for row in conn.execute(
+            select(col(Comment.post_id), col(Comment.message_id))
+            .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
+            .where(col(SpacePost.channel) == channel, col(Comment.message_id).in_(wanted)))}
+        for message_id in wanted:
+            post_id = by_post.get(message_id) or by_comment.get(message_id)
+            if post_id is not None:
+                return _post(conn, int(post_id))
+    subject = mail.thread.normalized_subject
+    if mail.thread.reply_depth > 0 and subject:
+        since = aware(now) - timedelta(days=SUBJECT_THREAD_DAYS)
+        post_id = conn.execute(
+            select(col(SpacePost.id)).where(
+                col(SpacePost.channel) == channel, col(SpacePost.thread_subject) == subject,
+                col(SpacePost.last_activity_at) >= since)
+            .order_by(col(SpacePost.last_activity_at).desc()).limit(1)).scalar()
+        if post_id is not None:
+            return _post(conn, int(post_id))
+    return None
+
+
+def _post(conn: Connection, post_id: int) -> Row[Any]:
+    return conn.execute(select(SpacePost).where(col(SpacePost.id) == post_id)).one()
+
+
+def _id(value: int | None) -> int:
+    if value is None:
+        raise LookupError("row without an id")
+    return int(value)
+
+
+def _participants(conn: Connection, post_id: int) -> set[str]:
+    return set(conn.execute(select(col(PostRecipient.address)).where(
+        col(PostRecipient.post_id) == post_id)).scalars())
+
+
+def _add_recipients(conn: Connection, post_id: int, who: dict[str, str]) -> None:
+    table = PostRecipient.__table__  # type: ignore[attr-defined]
+    insert_ignoring_conflicts(conn, table, [
+        {"post_id": post_id, "address": address, "role": role}
+        for address, role in sorted(who.items())], ["post_id", "address"])
+
+
+def _store_blobs(conn: Connection, files: dict[str, bytes], now: datetime) -> None:
+    table = Blob.__table__  # type: ignore[attr-defined]
+    rows = [{"sha256": sha, "size": len(data), "data": data, "created_at": now}
+            for sha, data in sorted(files.items())]
+    insert_ignoring_conflicts(conn, table, rows, ["sha256"])
+
+
+def _attachment_rows(conn: Connection, post_id: int, comment_id: int | None, mail: Mail,
+                     parts: MessageParts) -> None:
+    rows = [{"post_id": post_id, "comment_id": comment_id, "filename": a.filename[:512],
+             "content_type": a.content_type[:200], "size": a.size, "sha256": a.sha256,
+             "inline": False, "content_id": ""}
+            for a in mail.attachments if a.sha256 in parts.attachments]
+    if rows:
+        conn.execute(PostAttachment.__table__.insert(), rows)  # type: ignore[attr-defined]
+
+
+def _add_comment(conn: Connection, target: Row[Any], mail: Mail, post: Post) -> Ingested:
+    body = reply_text(mail.text)[:MAX_BODY_CHARS]
+    table = Comment.__table__  # type: ignore[attr-defined]
+    insert_ignoring_conflicts(conn, table, [{
+        "post_id": target.id, "author": (mail.from_addr or post.sender).lower(),
+        "author_name": mail.from_name[:512], "body_text": body, "body_html": text_to_html(body),
+        "source": MAIL, "message_id": mail.message_id, "fingerprint": post.fingerprint,
+        "created_at": post.received_at}], ["post_id", "fingerprint"])
+    comment_id = _id(conn.execute(select(col(Comment.id)).where(
+        col(Comment.post_id) == target.id,
+        col(Comment.fingerprint) == post.fingerprint)).scalar_one())
+    parts = message_parts(mail)
+    _store_blobs(conn, parts.attachments, post.received_at)
+    _attachment_rows(conn, target.id, comment_id, mail, parts)
+    conn.execute(update(SpacePost).where(col(SpacePost.id) == target.id).values(
+        comment_count=col(SpacePost.comment_count) + 1,
+        last_activity_at=max(aware(target.last_activity_at), aware(post.received_at))))
+    index_comment(conn, target.id, comment_id, body=body, author=_who(mail, post),
+                  names=" ".join(a.filename for a in mail.attachments))
+    return Ingested(target.id, target.channel, comment_id)
+
+
+def _who(mail: Mail, post: Post) -> str:
+    return f"{mail.from_name} {mail.from_addr or post.sender}".strip()
+
+
+def _add_post(conn: Connection, channel: str, mail: Mail, post: Post, raw_sha256: str,
+              key: str, who: dict[str, str], thread_id: int | None) -> Ingested:
+    table = SpacePost.__table__  # type: ignore[attr-defined]
+    insert_ignoring_conflicts(conn, table, [{
+        "channel": channel, "fingerprint": post.fingerprint, "message_id": post.message_id,
+        "content_key": key, "subject": post.subject, "sender": post.sender,
+        "sender_name": post.sender_name, "category": post.category, "excerpt": post.excerpt,
+        "raw_sha256": raw_sha256, "attachments_json": "[]",
+        "recipients": "\n".join(post.recipients), "thread_subject": post.thread_subject,
+        "in_reply_to": post.in_reply_to, "thread_id": thread_id, "body_html": "",
+        "body_text": mail.text[:MAX_BODY_CHARS], "comment_count": 0,
+        "posted_at": post.received_at, "last_activity_at": post.received_at,
+    }], ["channel", "fingerprint"])
+    post_id = _id(conn.execute(select(col(SpacePost.id)).where(
+        col(SpacePost.channel) == channel,
+        col(SpacePost.fingerprint) == post.fingerprint)).scalar_one())
+    _add_recipients(conn, post_id, who)
+    parts = message_parts(mail)
+    images = [image for image in parts.inline_images if image.content_type in INLINE_IMAGE_TYPES]
+    files = dict(parts.attachments)
+    files.update({hashlib.sha256(i.data).hexdigest(): i.data for i in images})
+    _store_blobs(conn, files, post.received_at)
+    _attachment_rows(conn, post_id, None, mail, parts)
+    cids: dict[str, str] = {}
+    inline_rows = []
+    for image in images:
+        sha = hashlib.sha256(image.data).hexdigest()
+        cids[image.content_id] = attachment_path(post_id, sha)
+        inline_rows.append({"post_id": post_id, "comment_id": None, "filename": "",
+                            "content_type": image.content_type, "size": len(image.data),
+                            "sha256": sha, "inline": True, "content_id": image.content_id[:998]})
+    if inline_rows:
+        conn.execute(PostAttachment.__table__.insert(), inline_rows)  # type: ignore[attr-defined]
+    attachments = [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
+                    "sha256": a.sha256} for a in mail.attachments]
+    body_html = (sanitize_html(mail.html, cid_resolver(cids), f"/api/posts/{post_id}/")
+                 if mail.html.strip() else text_to_html(mail.text[:MAX_BODY_CHARS]))
+    conn.execute(update(SpacePost).where(col(SpacePost.id) == post_id).values(
+        body_html=body_html, thread_id=thread_id or post_id,
+        attachments_json=json.dumps(attachments, ensure_ascii=False)))
+    index_post(conn, post_id, subject=post.subject, body=mail.text[:MAX_BODY_CHARS],
+               sender=f"{post.sender_name} {post.sender}".strip(),
+               names=" ".join(a.filename for a in mail.attachments))
+    run_post_hooks(conn, NewPost(post_id=post_id, channel=channel, post=post, mail=mail,
+                                 raw_sha256=raw_sha256))
+    return Ingested(post_id, channel)
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
