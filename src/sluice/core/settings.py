@@ -113,12 +113,25 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_seconds: float = 900.0
 
+    # Figures and metrics.
+    #: Figures about a domain or team are shown only for groups of at least this many people.
+    privacy_min_group: int = Field(default=5, ge=2)
+    #: Store no subjects of mail that stays mail (message facts keep headers-derived counts).
+    header_only: bool = False
+    #: Teams for the dashboard: team name -> member addresses (config file only).
+    teams: dict[str, list[str]] = Field(default_factory=dict)
+    #: Who may scrape /metrics without the token (default: this host only).
+    metrics_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    #: When set, `Authorization: Bearer <token>` may scrape /metrics from anywhere.
+    metrics_token: str = ""
+
     #: Testing only: pause this long after a message is safe and before answering 250, so a
     #: test can kill the gateway in exactly that window. Refused unless SLUICE_TESTING=1.
     fault_pause_before_reply: float = 0.0
 
     _split_lists = field_validator("listen", "allowed_networks", "trusted_proxies",
-                                   mode="before")(_split_list)
+                                   "metrics_networks", mode="before")(_split_list)
 
     @field_validator("web_secure_cookies")
     @classmethod
@@ -127,7 +140,7 @@ class Settings(BaseSettings):
             raise ValueError("expected auto, on or off")
         return value.lower()
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_networks")
     @classmethod
     def _proxies_parse(cls, value: list[str]) -> list[str]:
         for net in value:
