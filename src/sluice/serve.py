@@ -33,8 +33,8 @@ async def serve(settings: Settings, stop: asyncio.Event,
     gateway = Gateway(settings)
     await gateway.start()
     host, port = parse_hostport(settings.web_listen)
-    web = _EmbeddedServer(uvicorn.Config(create_app(gateway.engine), host=host, port=port,
-                                         log_level="warning", lifespan="off"))
+    web = _EmbeddedServer(uvicorn.Config(create_app(gateway.engine, settings), host=host,
+                                         port=port, log_level="warning", lifespan="off"))
     web_task = asyncio.create_task(web.serve())
     for spec, bound in zip(gateway.specs, gateway.bound_ports, strict=True):
         print(f"sluice: {'LMTP' if spec.lmtp else 'SMTP'} gateway on {spec.host}:{bound} → "
