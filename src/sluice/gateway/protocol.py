@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,11 @@ class DataTooLarge(Exception):
     pass
 
 
+#: `<local@domain>` with a dot-atom local part and a plain domain name, and what follows.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"[ \t]*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
+
+
 class _GatewayProtocol(SMTP):
     """Behaviour shared by the SMTP and LMTP listeners."""
 
@@ -52,6 +58,25 @@ class _GatewayProtocol(SMTP):
         #: True from DATA until its reply is sent: shutdown waits for such sessions.
         self.busy = False
         self._data_started = self._data_armed = 0.0
+
+    # -- addresses --------------------------------------------------------------------
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """MAIL/RCPT address parsing with a short cut for the plain `<dot-atom@domain>` form.
+
+        aiosmtpd's own version builds a typing.Protocol class and runs the RFC 5322 header
+        grammar on every call — a sixth of the gateway's CPU time per message. The short
+        cut returns exactly what that grammar returns for the forms it accepts; everything
+        else (quoted local parts, source routes, `<>`) still goes through aiosmtpd.
+        """
+        match = _PLAIN_PATH.match(arg)
+        rest = arg[match.end():].lstrip(" \t") if match else ""
+        if match is None or rest.startswith("("):  # a comment: the grammar's business
+            return super()._getaddr(arg)  # type: ignore[no-any-return]
+        addr = match.group(1)
+        if self.local_part_limit and addr.rindex("@") > self.local_part_limit:
+            return None, None
+        return addr, rest
 
     # -- admission ------------------------------------------------------------------
 

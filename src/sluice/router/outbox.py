@@ -84,6 +84,7 @@ class OutboxWorker:
         self.on_published = on_published
         self._wake = asyncio.Event()
 
+
     def wake(self) -> None:
         """New work was committed: look now rather than at the next poll."""
         self._wake.set()
@@ -107,12 +108,24 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Claim due jobs and work them; returns how many were handled."""
-        jobs = await asyncio.to_thread(self._claim)
+        jobs, published = await asyncio.to_thread(self._claim)
+        for job, post in published:
+            await self._after(job, post)
         for job in jobs:
             await self._work(job)
-        return len(jobs)
+        return len(jobs) + len(published)
 
-    def _claim(self) -> list[OutboxJob]:
+    def _claim(self) -> tuple[list[OutboxJob], list[tuple[OutboxJob, Post]]]:
+        """Claim due jobs; publish those for local destinations right in the claiming
+        transaction. Returns the claimed jobs still to work and the ones published.
+
+        One commit then finishes a whole batch of shared-space posts (a commit per post
+        made the worker compete with the gateway's own commits for the database). On
+        PostgreSQL the claim's row locks (SKIP LOCKED) keep other workers off these jobs
+        until that commit. If any local publication fails, the batch is rolled back and its
+        jobs are worked one by one (each with its own retry), so one bad post cannot hold
+        up the others.
+        """
         now = utcnow()
         with Session(self.engine, expire_on_commit=False) as session:
             query = (select(OutboxJob)
@@ -124,13 +137,41 @@ class OutboxWorker:
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             jobs = list(session.exec(query).all())
-            if jobs:
+            if not jobs:
+                return [], []
+            try:
+                published = self._publish_batch(session, jobs, now)
+            except Exception:
+                log.exception("publishing %d posts in one transaction failed; "
+                              "working these jobs one by one", len(jobs))
+                session.rollback()
+                jobs = list(session.exec(query).all())  # claimed again, rows locked again
+                published = []
+            done = {job.id for job, _ in published}
+            rest = [job for job in jobs if job.id not in done]
+            if rest:
                 session.execute(update(OutboxJob)
-                                .where(col(OutboxJob.id).in_([j.id for j in jobs]))
+                                .where(col(OutboxJob.id).in_([j.id for j in rest]))
                                 .values(claimed_until=now + CLAIM_LEASE))
-                session.commit()
-                session.expunge_all()
-            return jobs
+            session.commit()
+            session.expunge_all()
+            return rest, published
+
+    def _publish_batch(self, session: Session, jobs: list[OutboxJob],
+                       now: datetime) -> list[tuple[OutboxJob, Post]]:
+        conn = session.connection()
+        published: list[tuple[OutboxJob, Post]] = []
+        for job in jobs:
+            destination = self.destinations.get(job.destination)
+            if not isinstance(destination, LocalDestination) or now >= _aware(job.deadline_at):
+                continue
+            post = post_from_json(job.post_json)
+            result = destination.publish_in(conn, post, job.raw_sha256)
+            conn.execute(update(OutboxJob).where(col(OutboxJob.id) == job.id).values(
+                state=DONE, link=result.link, done_at=now, claimed_until=None,
+                attempts=job.attempts + 1))
+            published.append((job, post))
+        return published
 
     async def _work(self, job: OutboxJob) -> None:
         destination = self.destinations.get(job.destination)

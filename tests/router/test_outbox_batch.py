@@ -1,0 +1,87 @@
+"""The worker publishes a batch of shared-space posts in one transaction, and a post that
+cannot be published does not hold up the others."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine
+from sqlmodel import Session, col, select
+
+from sluice.core.db import init_schema, make_engine
+from sluice.core.parse import parse
+from sluice.core.post import Post
+from sluice.core.settings import load_settings
+from sluice.core.tables_router import DONE, PENDING, Blob, OutboxJob
+from sluice.router.blobs import BlobStore, blob_row
+from sluice.router.destinations import Published, SpaceDestination
+from sluice.router.outbox import OutboxEntry, OutboxWorker
+from sluice.router.post import build_post
+
+SENDER = "pat@example.com"
+
+
+class FlakySpace(SpaceDestination):
+    """The shared space, except that posts whose subject says so fail."""
+
+    def publish_in(self, conn: Connection, post: Post, raw_sha256: str) -> Published:
+        if "broken" in post.subject:
+            raise RuntimeError("cannot publish this one")
+        return super().publish_in(conn, post, raw_sha256)
+
+
+def queue(engine: Engine, subjects: list[str], first: int = 0) -> None:
+    with Session(engine) as session:
+        for number, subject in enumerate(subjects, start=first):
+            raw = (f"From: {SENDER}\r\nTo: team@example.com\r\nSubject: {subject}\r\n"
+                   f"Message-ID: <m{number}@example.com>\r\n\r\nnews {number}\r\n").encode()
+            blob = blob_row(raw)
+            post = build_post(parse(raw), None, destination="team", fingerprint=f"f{number:02d}",
+                              recipients=("alice@example.com",), base_url="http://sluice.test")
+            entry = OutboxEntry(post, blob["sha256"], ("alice@example.com",), SENDER,
+                                datetime.now(UTC) + timedelta(hours=1), blob)
+            session.execute(Blob.__table__.insert().values(**blob))  # type: ignore[attr-defined]
+            session.execute(OutboxJob.__table__.insert().values(  # type: ignore[attr-defined]
+                **entry.row()))
+        session.commit()
+
+
+def jobs(engine: Engine) -> dict[str, OutboxJob]:
+    with Session(engine) as session:
+        return {job.fingerprint: job for job in session.exec(select(OutboxJob)
+                                                              .order_by(col(OutboxJob.id)))}
+
+
+async def no_fallback(mail_from: str, recipients: tuple[str, ...], content: bytes) -> set[str]:
+    raise AssertionError("nothing here falls back")
+
+
+def test_batch_is_published_and_one_bad_post_is_retried_alone(tmp_path: Path) -> None:
+    engine = make_engine(load_settings(None, data_dir=tmp_path))
+    init_schema(engine)
+    queue(engine, ["one", "two broken", "three", "four"])
+    published: list[str] = []
+
+    async def after(post: Post) -> None:
+        published.append(post.subject)
+
+    worker = OutboxWorker(engine, BlobStore(engine), {"team": FlakySpace("team", "team", engine)},
+                          no_fallback, on_published=after)
+
+    assert asyncio.run(worker.run_once()) == 4
+    state = jobs(engine)
+    assert {f: (j.state, j.attempts) for f, j in state.items()} == {
+        "f00": (DONE, 1), "f01": (PENDING, 1), "f02": (DONE, 1), "f03": (DONE, 1)}
+    assert "cannot publish this one" in state["f01"].last_error
+    assert sorted(published) == ["four", "one", "three"]
+    assert asyncio.run(worker.run_once()) == 0  # the broken one backs off; nothing twice
+
+    # A batch of good posts goes through together: every job done, every link set.
+    queue(engine, ["five", "six"], first=4)
+    assert asyncio.run(worker.run_once()) == 2
+    state = jobs(engine)
+    assert all(state[f].state == DONE and state[f].link for f in ("f00", "f02", "f03", "f04",
+                                                                  "f05"))
+    assert sorted(published) == ["five", "four", "one", "six", "three"]
