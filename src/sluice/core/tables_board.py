@@ -110,8 +110,8 @@ class FeedbackEvent(SQLModel, table=True):
 class CalendarEvent(SQLModel, table=True):
     """An event of a channel's calendar in its latest state (by iCalendar SEQUENCE).
 
-    Times are UTC without tzinfo (`tzid` keeps the zone it was sent in); an all-day event
-    has midnight times and an exclusive end day. An undated event (an `event` post whose date
+    Times are UTC (`tzid` keeps the zone it was sent in); an all-day event has midnight
+    times and an exclusive end day. An undated event (an `event` post whose date
     could not be read without guessing) has no start.
     """
 

@@ -31,7 +31,12 @@ PostHook = Callable[[Connection, NewPost], None]
 
 def post_hooks() -> tuple[PostHook, ...]:
     """The hooks in the order they run; each module that builds on posts adds itself here."""
-    return ()
+    # Imported here: the hook modules import NewPost from this one.
+    from sluice.space.calendar import calendar_hook
+    from sluice.space.feedback import feedback_hook
+    from sluice.space.library import library_hook
+
+    return (library_hook, feedback_hook, calendar_hook)
 
 
 def run_post_hooks(conn: Connection, new: NewPost) -> None:
