@@ -11,7 +11,8 @@ and an external recipient. The expected figures below are counted by hand from t
 | M3  | Meeting?       | direct    | inbox    |        |               |             |       |
 | M4  | [FYI] Coffee   | broadcast | diverted | digest |               |             |       |
 
-M1 also goes to ext@partner.test (external, never counted). M3 is moved 9 days back so
+M1 also goes to ext@partner.test (external, never counted). Ann opens M1's post in the
+space afterwards; nobody opens M4's. M3 is moved 9 days back so
 that days and weeks have more than one bucket.
 """
 
@@ -24,15 +25,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from sluice.core.db import make_engine
 from sluice.core.decision import RoutingDecision
 from sluice.core.mail import Mail
 from sluice.core.settings import Settings
+from sluice.core.tables_space import SpacePost
 from sluice.core.verdict import Verdict
 from sluice.router.decide import decide
 from sluice.router.rulesfile import load_rules
+from sluice.space.posts import mark_read
+from sluice.space.viewer import Viewer
 from tests.servers import GatewayThread, HttpReceiver, gateway_settings
 
 TEAM = ("ann@example.com", "bob@example.com", "cem@example.com", "dia@example.com",
@@ -125,7 +129,17 @@ def record_scenario(folder: Path) -> Recorded:
         db.commit()
     finally:
         db.close()
-    return Recorded(settings, make_engine(settings), rules, datetime.now(UTC))
+    engine = make_engine(settings)
+    _ann_reads_the_first_post(engine)
+    return Recorded(settings, engine, rules, datetime.now(UTC))
+
+
+def _ann_reads_the_first_post(engine: Engine) -> None:
+    """Ann opens M1's post in the space; bob reads nothing (M4's post stays unread)."""
+    with engine.connect() as conn:
+        post_id = conn.execute(select(SpacePost.id).where(  # type: ignore[call-overload]
+            SpacePost.message_id == "<live-1@example.com>")).scalar_one()
+    mark_read(engine, Viewer("ann@example.com"), post_id, True)
 
 
 def _wait_for_jobs(db_path: Path, timeout: float = 30.0) -> None:

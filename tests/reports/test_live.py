@@ -16,6 +16,7 @@ from sluice.reports.live import (
     Figures,
     GroupFigures,
     Period,
+    SpaceReach,
     bucket,
     bucket_labels,
     by_group,
@@ -196,3 +197,12 @@ def test_per_rule_shows_what_each_audit_rule_would_add(recorded: Recorded) -> No
         "cem@example.com#1": Figures(messages=1, inbox=1, fallback=1),
         "dia@example.com#1": Figures(messages=1, inbox=1, would_divert=1),
     }
+
+
+def test_posts_read_in_the_space(recorded: Recorded) -> None:
+    report = live_report(recorded.engine, period(recorded))
+    # Diverted to the space: ann and bob for M1 and M4; ann opened M1's post.
+    assert report.space == SpaceReach(diverted_to_space=4, read=1)
+    assert report.space.read_percent == 25.0
+    own = live_report(recorded.engine, period(recorded), recipient="bob@example.com")
+    assert own.space == SpaceReach(diverted_to_space=2, read=0)

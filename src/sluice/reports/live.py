@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sluice.core.decision import AUDIT, DIGEST, DIVERT
 from sluice.core.tables import MessageRecord, RecipientOutcome
 from sluice.core.tables_router import FALLBACK, OutboxJob
+from sluice.core.tables_space import ReadMark, SpacePost
 
 #: The rule name the router records for recipients outside the organisation.
 EXTERNAL_RULE = "external"
@@ -61,6 +62,8 @@ TOP_BROADCASTERS = 10
 _message = MessageRecord.__table__  # type: ignore[attr-defined]
 _outcome = RecipientOutcome.__table__  # type: ignore[attr-defined]
 _job = OutboxJob.__table__  # type: ignore[attr-defined]
+_post = SpacePost.__table__  # type: ignore[attr-defined]
+_read = ReadMark.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,28 @@ def _utc(moment: datetime) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class SpaceReach:
+    """Did diverted mail still reach people? Diverted deliveries whose message became a post
+    in the built-in space, and how many of those the recipient opened (a read mark).
+
+    Posts are found by the message's fingerprint; diversions that fell back to mail are
+    left out. A recipient diverted elsewhere (a webhook) of a message that also became a
+    space post counts too: they may read it there. A copy of the same content that arrived
+    in a second SMTP transaction joins the first post and is not counted here."""
+
+    diverted_to_space: int = 0
+    read: int = 0
+
+    @property
+    def read_percent(self) -> float:
+        return percent(self.read, self.diverted_to_space)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"diverted_to_space": self.diverted_to_space, "read": self.read,
+                "read_percent": self.read_percent}
+
+
+@dataclass(frozen=True, slots=True)
 class GroupFigures:
     """Figures of a group of people; `figures` is None when the group is too small to show."""
 
@@ -155,6 +180,7 @@ class LiveReport:
     top_broadcasters: Mapping[str, Figures]
     external_recipients: int
     privacy_min_group: int
+    space: SpaceReach
     by_team: tuple[GroupFigures, ...] = field(default=())
 
 
@@ -304,6 +330,22 @@ def external_recipients(conn: Connection, period: Period, recipient: str | None 
     return int(conn.execute(statement).scalar_one())
 
 
+def space_reach(conn: Connection, period: Period, recipient: str | None = None) -> SpaceReach:
+    o, j = _outcome.c, _job.c
+    read_outcome = case((_read.c.id.is_not(None), o.id))
+    joined = (_outcome.join(_message, _message.c.id == o.message_pk)
+              .join(_job, and_(j.fingerprint == _message.c.fingerprint,
+                               j.destination == o.destination))
+              .join(_post, _post.c.fingerprint == _message.c.fingerprint)
+              .outerjoin(_read, and_(_read.c.post_id == _post.c.id,
+                                     _read.c.user == func.lower(o.recipient))))
+    statement = select(func.count(distinct(o.id)), func.count(distinct(read_outcome)))
+    statement = _where(statement.select_from(joined), period, recipient).where(
+        o.status == "diverted", j.state != FALLBACK)
+    diverted, read = conn.execute(statement).one()
+    return SpaceReach(int(diverted), int(read))
+
+
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower()
 
@@ -352,6 +394,7 @@ def live_report(engine: Engine, period: Period, *, recipient: str | None = None,
             top_broadcasters=top_broadcasters(conn, period, recipient),
             external_recipients=external_recipients(conn, period, recipient),
             privacy_min_group=privacy_min_group,
+            space=space_reach(conn, period, recipient),
         )
 
 
@@ -384,6 +427,7 @@ def to_json(report: LiveReport) -> dict[str, Any]:
         "privacy_min_group": report.privacy_min_group,
         "top_broadcasters": table(report.top_broadcasters),
         "external_recipients": report.external_recipients,
+        "space": report.space.as_dict(),
     }
 
 
@@ -396,7 +440,10 @@ DEFINITIONS = {
     "would_divert": "inbox deliveries that audit-mode rules would divert once enforced",
     "reduction_percent": "diverted / (inbox + diverted) x 100",
     "would_reduction_percent": "would_divert / (inbox + diverted) x 100",
-    "messages": "distinct messages with at least one counted internal recipient",
+    "messages": "distinct messages with at least one counted internal recipient (for a "
+                "domain or team: summed per person)",
+    "space": "diverted deliveries whose message is a post in the built-in space, and how "
+             "many of them the recipient opened there",
 }
 
 CSV_COLUMNS = ("table", "key", "messages", "inbox", "diverted", "fallback", "would_divert",
