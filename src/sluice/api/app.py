@@ -15,6 +15,9 @@ from sluice.api import auth, queries
 from sluice.api.auth import AdminDep, OptionalViewerDep
 from sluice.api.deps import EngineDep
 from sluice.api.routes import auth as auth_routes
+from sluice.api.routes import calendar as calendar_routes
+from sluice.api.routes import feedback as feedback_routes
+from sluice.api.routes import library as library_routes
 from sluice.api.routes import me as me_routes
 from sluice.api.routes import tokens as token_routes
 from sluice.api.security import SecurityHeaders, web_config
@@ -34,6 +37,8 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (auth_routes.router, me_routes.router, token_routes.router):
         app.include_router(router)
+    for router in (library_routes.router, feedback_routes.router, calendar_routes.router):
+        app.include_router(router)  # the material library, feedback board and calendar
 
     @app.get("/healthz")
     def health(engine: EngineDep) -> dict[str, Any]:
