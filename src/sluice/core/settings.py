@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     rules_file: Path | None = None
     #: A destination still down this long after the message arrived: deliver it as mail.
     outbox_deadline: float = 1800.0
+    #: How often a running gateway looks for user rules changed in the web app (0: never).
+    rules_reload_seconds: float = 5.0
     #: Run the outbox worker inside the gateway process (off for split deployments).
     worker: bool = True
     #: When the daily digests go out (HH:MM, UTC).

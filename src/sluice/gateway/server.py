@@ -12,14 +12,16 @@ from datetime import UTC, datetime, time
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from sluice.core.db import init_schema, insert_ignoring_conflicts, make_engine
+from sluice.core.decision import RoutingDecision
 from sluice.core.errors import ConfigError
+from sluice.core.mail import Mail
 from sluice.core.post import Post
 from sluice.core.settings import Settings
-from sluice.core.tables import utcnow
+from sluice.core.tables import UserRuleRecord, utcnow
 from sluice.core.tables_router import DigestItem, SenderNote
 from sluice.gateway.auth import Authenticator, load_users
 from sluice.gateway.handler import GatewayHandler
@@ -33,6 +35,7 @@ from sluice.router.destinations import make_destination
 from sluice.router.digest import DigestEntry, build_digest, next_digest_time
 from sluice.router.notes import build_sender_note
 from sluice.router.outbox import OutboxWorker
+from sluice.router.rules import RuleSet
 from sluice.router.rulesdb import load_user_rules
 
 log = logging.getLogger(__name__)
@@ -106,7 +109,12 @@ class Gateway:
         with Session(self.engine) as session:
             # Users' rules edited through the API (stored) replace theirs from the file.
             self.rules = load_user_rules(session, load_ruleset(settings))
-        hook = hook or default_hook(settings, self.rules)
+        #: Without a given hook the rules are the production ones: stored user rules changed
+        #: in the web app are picked up within rules_reload_seconds (`_reload_rules`).
+        self._reloads = hook is None
+        self._rules_version = self._user_rules_version()
+        self._routing: PipelineHook = hook or default_hook(settings, self.rules)
+        hook = self._route if self._reloads else self._routing
         self.store = Store(self.engine)
         self.deliverer = make_deliverer(settings)
         self.blobs = BlobStore(self.engine)
@@ -131,6 +139,45 @@ class Gateway:
         self.servers: list[asyncio.base_events.Server] = []
         self.sessions: weakref.WeakSet[GatewaySMTP | GatewayLMTP] = weakref.WeakSet()
         self._prune_task: asyncio.Task[None] | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+
+    async def _route(self, mail: Mail, recipients: tuple[str, ...]) -> RoutingDecision:
+        return await self._routing(mail, recipients)
+
+    def _user_rules_version(self) -> tuple[object, ...]:
+        """Changes whenever stored user rules are saved (rows replaced get a new time)."""
+        with Session(self.engine) as session:
+            return tuple(session.exec(select(
+                func.count(), func.max(col(UserRuleRecord.updated_at)),
+                func.max(col(UserRuleRecord.id)))).one())
+
+    def _load_rules(self) -> RuleSet:
+        with Session(self.engine) as session:
+            return load_user_rules(session, load_ruleset(self.settings))
+
+    async def reload_rules(self) -> bool:
+        """Reload the stored user rules if they changed; True when the routing changed."""
+        version = await asyncio.to_thread(self._user_rules_version)
+        if version == self._rules_version:
+            return False
+        try:
+            rules = await asyncio.to_thread(self._load_rules)
+        except ConfigError as exc:
+            log.error("stored rules changed but cannot be used, keeping the previous: %s", exc)
+            self._rules_version = version
+            return False
+        self.rules, self._rules_version = rules, version
+        self._routing = default_hook(self.settings, rules)
+        log.info("user rules reloaded")
+        return True
+
+    async def _reload_rules(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.rules_reload_seconds)
+            try:
+                await self.reload_rules()
+            except Exception:
+                log.exception("checking the stored rules failed")
 
     def _protocol(self, spec: ListenSpec) -> GatewaySMTP | GatewayLMTP:
         cls = GatewayLMTP if spec.lmtp else GatewaySMTP
@@ -160,6 +207,8 @@ class Gateway:
             self.servers.append(server)
             log.info("listening on %s", spec)
         self._prune_task = asyncio.create_task(self._prune_ledger())
+        if self._reloads and self.settings.rules_reload_seconds > 0:
+            self._reload_task = asyncio.create_task(self._reload_rules())
         if self.settings.worker:
             self._worker_task = asyncio.create_task(self.worker.run(self._stopping))
             self._digest_task = asyncio.create_task(self._digest_loop())
@@ -267,6 +316,8 @@ class Gateway:
             await server.wait_closed()
         if self._prune_task:
             self._prune_task.cancel()
+        if self._reload_task:
+            self._reload_task.cancel()
         self._stopping.set()
         if self._worker_task is not None:
             await self._worker_task
