@@ -19,6 +19,7 @@ from sluice.api.routes import calendar as calendar_routes
 from sluice.api.routes import feedback as feedback_routes
 from sluice.api.routes import library as library_routes
 from sluice.api.routes import me as me_routes
+from sluice.api.routes import metrics as metrics_routes
 from sluice.api.routes import tokens as token_routes
 from sluice.api.security import SecurityHeaders, web_config
 from sluice.core.settings import Settings
@@ -39,6 +40,7 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     for router in (library_routes.router, feedback_routes.router, calendar_routes.router):
         app.include_router(router)  # the material library, feedback board and calendar
+    app.include_router(metrics_routes.router)  # Prometheus /metrics
 
     @app.get("/healthz")
     def health(engine: EngineDep) -> dict[str, Any]:

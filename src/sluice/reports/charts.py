@@ -8,6 +8,7 @@ XML serialiser: sender addresses or category names cannot inject markup.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from xml.etree import ElementTree
 
@@ -15,6 +16,12 @@ import pygal
 from pygal.style import Style
 
 from sluice.reports.live import Figures
+
+# pygal appends a legacy import hook (no find_spec) to sys.meta_path for its map plugins;
+# after that every failed import anywhere emits ImportWarning, which breaks libraries that
+# probe optional modules (prometheus-client probes snappy). Sluice draws no maps.
+sys.meta_path[:] = [finder for finder in sys.meta_path
+                    if not isinstance(finder, pygal.PluginImportFixer)]
 
 WIDTH, HEIGHT = 760, 320
 #: Inbox (grey-blue), diverted (green), would divert (amber), baseline (dark grey).
