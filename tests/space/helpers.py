@@ -85,3 +85,11 @@ def publish(engine: Engine, raw: bytes, *, channel: str = "news",
 
 def post_id_of(published: Published) -> int:
     return int(published.link.rsplit("/", 1)[1].split("#")[0])
+
+
+def bearer(engine: Engine, email: str, role: str = "member") -> dict[str, str]:
+    """Headers of an API client signed in as `email` (an account and a token for it)."""
+    from sluice.api import people
+
+    people.ensure_user(engine, email, role=role)
+    return {"Authorization": f"Bearer {people.issue_token(engine, email, 'tests')}"}

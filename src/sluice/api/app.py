@@ -16,10 +16,13 @@ from sluice.api.auth import AdminDep, OptionalViewerDep
 from sluice.api.deps import EngineDep
 from sluice.api.routes import auth as auth_routes
 from sluice.api.routes import calendar as calendar_routes
+from sluice.api.routes import channels as channel_routes
 from sluice.api.routes import feedback as feedback_routes
 from sluice.api.routes import library as library_routes
 from sluice.api.routes import me as me_routes
 from sluice.api.routes import metrics as metrics_routes
+from sluice.api.routes import posts as post_routes
+from sluice.api.routes import search as search_routes
 from sluice.api.routes import tokens as token_routes
 from sluice.api.security import SecurityHeaders, web_config
 from sluice.core.settings import Settings
@@ -38,6 +41,8 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (auth_routes.router, me_routes.router, token_routes.router):
         app.include_router(router)
+    for router in (channel_routes.router, post_routes.router, search_routes.router):
+        app.include_router(router)  # the space: channels, posts and threads, search
     for router in (library_routes.router, feedback_routes.router, calendar_routes.router):
         app.include_router(router)  # the material library, feedback board and calendar
     app.include_router(metrics_routes.router)  # Prometheus /metrics

@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Row, select, update
 from sqlmodel import col
@@ -64,9 +65,13 @@ class Ingested:
     created: bool = True
 
 
+def channel_path(channel: str) -> str:
+    return f"/space/{quote(channel, safe='')}"
+
+
 def post_path(channel: str, post_id: int) -> str:
     """The page of a post, relative to the web app's base URL (the outbox links to it)."""
-    return f"/space/{channel}/{post_id}"
+    return f"{channel_path(channel)}/{post_id}"
 
 
 def attachment_path(post_id: int, sha256: str) -> str:

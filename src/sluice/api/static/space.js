@@ -1,0 +1,86 @@
+// The post page: mark read on opening, toggle read, react, comment (through the REST API),
+// and load remote images only when the reader asks. CSRF: sluice.js adds the header.
+(function () {
+  "use strict";
+  var post = document.getElementById("post");
+  if (!post) {
+    return;
+  }
+  var id = post.getAttribute("data-post-id");
+  var base = "/api/posts/" + encodeURIComponent(id);
+
+  function call(method, path, body) {
+    var init = { method: method, headers: { "Accept": "application/json" },
+                 credentials: "same-origin" };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(base + path, init).then(function (response) {
+      if (!response.ok) {
+        return response.json().catch(function () { return {}; }).then(function (data) {
+          throw new Error(typeof data.detail === "string" ? data.detail :
+                          "the server said " + response.status);
+        });
+      }
+      return response.json();
+    });
+  }
+
+  var readButton = document.getElementById("toggle-read");
+  function showRead(read) {
+    post.setAttribute("data-read", read ? "true" : "false");
+    readButton.textContent = read ? "Mark unread" : "Mark read";
+  }
+  if (post.getAttribute("data-read") !== "true") {
+    call("PUT", "/read").then(function () { showRead(true); }).catch(function () {});
+  }
+  readButton.addEventListener("click", function () {
+    var read = post.getAttribute("data-read") === "true";
+    call(read ? "DELETE" : "PUT", "/read").then(function (data) { showRead(data.read); });
+  });
+
+  document.querySelectorAll("button.reaction").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var mine = button.getAttribute("aria-pressed") === "true";
+      var emoji = button.getAttribute("data-emoji");
+      call(mine ? "DELETE" : "PUT", "/reactions/" + encodeURIComponent(emoji))
+        .then(function (data) {
+          document.querySelectorAll("button.reaction").forEach(function (other) {
+            var name = other.getAttribute("data-emoji");
+            var found = data.reactions.filter(function (r) { return r.emoji === name; })[0];
+            other.querySelector(".count").textContent = found ? String(found.count) : "";
+            other.setAttribute("aria-pressed", found && found.mine ? "true" : "false");
+            other.classList.toggle("mine", Boolean(found && found.mine));
+          });
+        });
+    });
+  });
+
+  var form = document.getElementById("comment-form");
+  var error = document.getElementById("comment-error");
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = form.querySelector("textarea").value;
+    error.textContent = "";
+    call("POST", "/comments", { body: text }).then(function (comment) {
+      window.location.hash = "comment-" + comment.id;
+      window.location.reload();
+    }).catch(function (failure) { error.textContent = failure.message; });
+  });
+
+  var remote = document.querySelectorAll(".mail-body img[data-remote-src]");
+  var showImages = document.getElementById("show-images");
+  if (remote.length) {
+    showImages.hidden = false;
+    showImages.addEventListener("click", function () {
+      remote.forEach(function (img) {
+        var url = img.getAttribute("data-remote-src") || "";
+        if (/^https?:\/\//i.test(url)) {
+          img.setAttribute("src", url);
+        }
+      });
+      showImages.hidden = true;
+    });
+  }
+})();
