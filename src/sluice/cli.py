@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `sluice --help` stays fast and import errors name the command.
     from sluice import serve, simulate_command
+    from sluice.api import commands as api_commands
     from sluice.classifier import commands as classifier_commands
     from sluice.demo import commands as demo_commands
     from sluice.gateway import commands as gateway_commands
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_command.register_rules_test(router_commands.register(commands))
     for package in (reports_commands, demo_commands):
         package.register(commands)
+    api_commands.register(commands)
     return parser
 
 

@@ -14,6 +14,7 @@ from sluice import __version__
 from sluice.api import auth, queries
 from sluice.api.auth import AdminDep, OptionalViewerDep
 from sluice.api.deps import EngineDep
+from sluice.api.routes import admin as admin_routes
 from sluice.api.routes import auth as auth_routes
 from sluice.api.routes import calendar as calendar_routes
 from sluice.api.routes import channels as channel_routes
@@ -39,7 +40,7 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     auth.install(app, web_config(settings))
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (auth_routes.router, me_routes.router, token_routes.router):
+    for router in (auth_routes.router, me_routes.router, token_routes.router, admin_routes.router):
         app.include_router(router)
     for router in (channel_routes.router, post_routes.router, search_routes.router):
         app.include_router(router)  # the space: channels, posts and threads, search

@@ -248,7 +248,8 @@ def users_seen(engine: Engine, internal_domains: Collection[str] = ()) -> list[s
 
     With `internal_domains` (the rules' internal_domains) those decide; without, every
     recipient the rules did not mark external counts (senders are then left out: nothing
-    tells an internal sender from an outside one).
+    tells an internal sender from an outside one; a gateway running without rules marks
+    nobody external, so pass the domains whenever a rules file exists).
     """
     domains = {d.lower() for d in internal_domains}
     with Session(engine) as session:
