@@ -1,5 +1,6 @@
 // The post page: mark read on opening, toggle read, react, comment (through the REST API),
-// and load remote images only when the reader asks. CSRF: sluice.js adds the header.
+// and load remote images only when the reader asks. The CSRF token comes from the page's
+// <meta name="csrf-token"> (this script may run before sluice.js wraps fetch).
 (function () {
   "use strict";
   var post = document.getElementById("post");
@@ -8,10 +9,12 @@
   }
   var id = post.getAttribute("data-post-id");
   var base = "/api/posts/" + encodeURIComponent(id);
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = meta ? meta.getAttribute("content") : "";
 
   function call(method, path, body) {
-    var init = { method: method, headers: { "Accept": "application/json" },
-                 credentials: "same-origin" };
+    var init = { method: method, credentials: "same-origin",
+                 headers: { "Accept": "application/json", "X-CSRF-Token": csrf } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
