@@ -106,7 +106,7 @@ def events_from_ics(part: CalendarPart) -> tuple[ParsedEvent, ...]:
     found: list[ParsedEvent] = []
     for component in calendar.walk("VEVENT"):
         try:
-            event = _event(component, method)
+            event = _event(component, method)  # type: ignore[arg-type]
         except (ValueError, TypeError, AttributeError):
             continue
         if event is not None:
@@ -268,7 +268,8 @@ def text_event(new: NewPost) -> ParsedEvent:
     zone = new.mail.date.tzinfo if new.mail.date is not None else None
     when = extract_when(new.mail.subject or new.post.subject, new.mail.text, zone)
     start, end, all_day = when if when else (None, None, False)
-    return ParsedEvent(uid=f"sluice-post-{new.post_id}", sequence=0, summary=new.post.subject,
+    return ParsedEvent(uid=f"post-{new.post_id}-{new.raw_sha256[:24]}@sluice", sequence=0,
+                       summary=new.post.subject,
                        start=start, end=end, all_day=all_day, organizer=new.post.sender,
                        description=new.post.excerpt[:4000], source=TEXT)
 
@@ -297,7 +298,7 @@ def store_event(conn: Connection, channel: str, post_id: int, event: ParsedEvent
     added = insert_ignoring_conflicts(conn, table, [values], ["channel", "uid"])
     row = conn.execute(select(col(CalendarEvent.id), col(CalendarEvent.sequence)).where(
         col(CalendarEvent.channel) == channel, col(CalendarEvent.uid) == event.uid)).one()
-    event_id, sequence = int(row[0]), int(row[1])
+    event_id, sequence = int(row[0] or 0), int(row[1])
     if not added and event.sequence >= sequence:
         if event.status == CANCELLED:  # a cancellation calls the event off, details stay
             values = {name: values[name] for name in ("sequence", "post_id", "status",
@@ -360,7 +361,7 @@ def _events(conn: Connection, viewer: Viewer, *conditions: Any) -> list[EventVie
     ids = [row.id for row in rows]
     latest: dict[int, int] = {}
     for event_id, post_id in conn.execute(
-            select(CalendarEventSource.event_id, CalendarEventSource.post_id)
+            select(col(CalendarEventSource.event_id), col(CalendarEventSource.post_id))
             .join(SpacePost, col(SpacePost.id) == col(CalendarEventSource.post_id))
             .where(col(CalendarEventSource.event_id).in_(ids), visible_posts_clause(viewer))
             .order_by(col(CalendarEventSource.post_id))):
@@ -461,7 +462,7 @@ def feed(events: list[EventView], name: str, now: datetime | None = None) -> byt
     calendar.add("x-wr-calname", name)
     for event in _feed_events(events, stamp):
         calendar.add_component(event)
-    return calendar.to_ical()
+    return bytes(calendar.to_ical())
 
 
 def _feed_events(events: list[EventView], stamp: datetime) -> Iterator[Event]:

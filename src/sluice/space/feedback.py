@@ -83,10 +83,11 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-_COLUMNS = (FeedbackItem.id, FeedbackItem.post_id, FeedbackItem.channel, FeedbackItem.title,
-            FeedbackItem.status, FeedbackItem.owner, FeedbackItem.sender,
-            SpacePost.sender_name, FeedbackItem.sender_domain, SpacePost.excerpt,
-            SpacePost.comment_count, FeedbackItem.created_at, FeedbackItem.updated_at)
+_COLUMNS = tuple(col(c) for c in (
+    FeedbackItem.id, FeedbackItem.post_id, FeedbackItem.channel, FeedbackItem.title,
+    FeedbackItem.status, FeedbackItem.owner, FeedbackItem.sender, SpacePost.sender_name,
+    FeedbackItem.sender_domain, SpacePost.excerpt, SpacePost.comment_count,
+    FeedbackItem.created_at, FeedbackItem.updated_at))
 
 
 def _view(row: tuple[object, ...], history: tuple[Change, ...] = ()) -> FeedbackView:
@@ -124,8 +125,8 @@ def feedback_item(conn: Connection, viewer: Viewer, item_id: int) -> FeedbackVie
         return None
     history = tuple(
         Change(actor, field, old, new, _utc(at)) for actor, field, old, new, at in conn.execute(
-            select(FeedbackEvent.actor, FeedbackEvent.field, FeedbackEvent.old,
-                   FeedbackEvent.new, FeedbackEvent.at)
+            select(col(FeedbackEvent.actor), col(FeedbackEvent.field), col(FeedbackEvent.old),
+                   col(FeedbackEvent.new), col(FeedbackEvent.at))
             .where(col(FeedbackEvent.item_id) == item_id)
             .order_by(col(FeedbackEvent.at), col(FeedbackEvent.id))).all())
     return _view(tuple(row), history)
@@ -166,7 +167,7 @@ def change_item(conn: Connection, viewer: Viewer, item_id: int, *, status: str |
 def feedback_domains(conn: Connection, viewer: Viewer) -> list[str]:
     """The sender domains of the items the viewer may see (the board's team filter)."""
     return list(conn.execute(
-        select(FeedbackItem.sender_domain).distinct()
+        select(col(FeedbackItem.sender_domain)).distinct()
         .join(SpacePost, col(SpacePost.id) == col(FeedbackItem.post_id))
         .where(visible_posts_clause(viewer))
         .order_by(col(FeedbackItem.sender_domain))).scalars())

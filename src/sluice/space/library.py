@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 from sqlmodel import col
@@ -166,11 +167,14 @@ def _add_version(conn: Connection, new: NewPost, *, name: str, key: str, sha256:
     if version_id is None:
         number = conn.execute(select(func.coalesce(func.max(DocumentVersion.version), 0)).where(
             col(DocumentVersion.document_id) == document_id)).scalar_one() + 1
-        version_id = conn.execute(DocumentVersion.__table__.insert().values(  # type: ignore[attr-defined]
+        table = DocumentVersion.__table__  # type: ignore[attr-defined]
+        conn.execute(table.insert().values(
             document_id=document_id, version=number, post_id=new.post_id, sha256=sha256,
             filename=filename, content_type=content_type, size=size, links="\n".join(links),
-            sender=new.post.sender, sender_name=new.post.sender_name, sent_at=sent_at,
-        )).inserted_primary_key[0]
+            sender=new.post.sender, sender_name=new.post.sender_name, sent_at=sent_at))
+        version_id = conn.execute(select(col(DocumentVersion.id)).where(
+            col(DocumentVersion.document_id) == document_id,
+            col(DocumentVersion.version) == number)).scalar_one()
         conn.execute(update(Document).where(col(Document.id) == document_id).values(name=name))
     insert_ignoring_conflicts(conn, DocumentSend.__table__,  # type: ignore[attr-defined]
                               [{"version_id": version_id, "post_id": new.post_id,
@@ -222,21 +226,22 @@ class DocumentView:
         return self.versions[0]
 
 
-def _visible_versions(conn: Connection, viewer: Viewer, *conditions: object
+def _visible_versions(conn: Connection, viewer: Viewer, *conditions: Any
                       ) -> list[DocumentView]:
     """Documents with the versions (and sends) the viewer may see, latest document first."""
-    rows = conn.execute(
-        select(Document.id, Document.channel, Document.name, DocumentVersion.version,
-               DocumentVersion.filename, DocumentVersion.content_type, DocumentVersion.size,
-               DocumentVersion.sha256, DocumentVersion.links, DocumentVersion.sender,
-               DocumentVersion.sender_name, DocumentVersion.sent_at, DocumentSend.post_id,
-               DocumentSend.sender, DocumentSend.sent_at)
+    rows: list[Any] = conn.execute(
+        select(*(col(c) for c in (
+            Document.id, Document.channel, Document.name, DocumentVersion.version,
+            DocumentVersion.filename, DocumentVersion.content_type, DocumentVersion.size,
+            DocumentVersion.sha256, DocumentVersion.links, DocumentVersion.sender,
+            DocumentVersion.sender_name, DocumentVersion.sent_at, DocumentSend.post_id,
+            DocumentSend.sender, DocumentSend.sent_at)))
         .join(DocumentVersion, col(DocumentVersion.document_id) == col(Document.id))
         .join(DocumentSend, col(DocumentSend.version_id) == col(DocumentVersion.id))
         .join(SpacePost, col(SpacePost.id) == col(DocumentSend.post_id))
-        .where(visible_posts_clause(viewer), *conditions)  # type: ignore[arg-type]
+        .where(visible_posts_clause(viewer), *conditions)
         .order_by(col(DocumentSend.sent_at), col(DocumentSend.post_id))
-    ).all()
+    ).all()  # type: ignore[assignment]
     documents: dict[int, tuple[str, str]] = {}
     versions: dict[tuple[int, int], dict[str, object]] = {}
     sends: dict[tuple[int, int], list[Send]] = {}
