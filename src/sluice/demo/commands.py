@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 from collections import Counter
 from typing import Any
 
 import aiosmtplib
+from sqlalchemy import Engine
 
+from sluice.api.people import ensure_user
 from sluice.demo.rules import write_demo_rules
-from sluice.demo.scenario import team_mail
+from sluice.demo.scenario import TEAM, address, team_mail
 from sluice.gateway.commands import add_settings_arguments, settings_from_args, stop_event
 from sluice.gateway.server import Gateway
 from sluice.serve import add_web_argument, serve
@@ -36,6 +39,20 @@ async def feed(gateway: Gateway, *, quiet: bool = False) -> Counter[str]:
     return outcome
 
 
+#: Who can sign in to the demo's web app: the head of sales administers, two colleagues read.
+DEMO_ACCOUNTS = (("anna.berg", "admin"), ("ben.okafor", "member"), ("carla.diaz", "member"))
+
+
+def demo_accounts(engine: Engine) -> list[tuple[str, str, str]]:
+    """(address, role, password) of the demo's accounts; new passwords on every run."""
+    accounts = []
+    for login, role in DEMO_ACCOUNTS:
+        password = secrets.token_urlsafe(9)
+        ensure_user(engine, address(login), role=role, name=TEAM[login], password=password)
+        accounts.append((address(login), role, password))
+    return accounts
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, web_listen=args.web_listen)
     if settings.rules_file is None:
@@ -47,6 +64,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         async def on_ready(gateway: Gateway) -> None:
             await feed(gateway)
+            for email, role, password in await asyncio.to_thread(demo_accounts,
+                                                                 gateway.engine):
+                print(f"sluice demo: sign in as {email} ({role}) with password {password}",
+                      file=sys.stderr, flush=True)
             print(f"sluice demo: rules in {settings.rules_file}; "
                   f"inboxes are maildirs under {settings.data_dir / 'mailboxes'}; "
                   f"open http://{settings.web_listen}/ (Ctrl-C to stop)",
