@@ -94,8 +94,8 @@ def sign_in(page: Any, base_url: str, email: str, password: str) -> None:
     page.goto(f"{base_url}/login")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     if "/login" in page.url:
         raise AssertionError(f"sign-in as {email} failed: {page.inner_text('main')}")
 
