@@ -1,4 +1,5 @@
-"""The router's public surface and its one allowed dependency (sluice.core)."""
+"""The router's public surface and its allowed dependencies: sluice.core, and sluice.space
+(the outbox publishes into the built-in shared space), which itself imports only sluice.core."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ast
 from pathlib import Path
 
 import sluice.router
+import sluice.space
 
 
 def test_exported_members() -> None:
@@ -16,12 +18,20 @@ def test_exported_members() -> None:
         assert getattr(sluice.router, name) is not None
 
 
-def test_router_imports_only_core() -> None:
-    folder = Path(sluice.router.__file__).parent
+def _imports_only(package: object, allowed: tuple[str, ...]) -> None:
+    folder = Path(package.__file__).parent  # type: ignore[attr-defined]
     for path in folder.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 if name.startswith("sluice"):
-                    assert name.startswith(("sluice.core", "sluice.router")), (path, name)
+                    assert name.startswith(allowed), (path, name)
+
+
+def test_router_imports_only_core_and_space() -> None:
+    _imports_only(sluice.router, ("sluice.core", "sluice.router", "sluice.space"))
+
+
+def test_space_imports_only_core() -> None:
+    _imports_only(sluice.space, ("sluice.core", "sluice.space"))

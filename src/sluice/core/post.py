@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from sluice.core.mail import Attachment
 
@@ -31,3 +33,18 @@ class Post:
     recipients: tuple[str, ...]
     thread_subject: str
     in_reply_to: str
+
+
+def post_to_json(post: Post) -> str:
+    """The post as an outbox job stores it."""
+    data = asdict(post)
+    data["received_at"] = post.received_at.isoformat()
+    return json.dumps(data, ensure_ascii=False)
+
+
+def post_from_json(text: str) -> Post:
+    data: dict[str, Any] = json.loads(text)
+    data["received_at"] = datetime.fromisoformat(data["received_at"])
+    data["attachments"] = tuple(Attachment(**a) for a in data["attachments"])
+    data["recipients"] = tuple(data["recipients"])
+    return Post(**data)

@@ -10,8 +10,13 @@ from sqlmodel import Field, SQLModel
 
 from sluice.core.tables import utcnow
 
-#: Outbox job states. pending → done | fallback (the original mail went to the recipients).
-PENDING, DONE, FALLBACK = "pending", "done", "fallback"
+#: Outbox job states. pending → done | fallback (the original mail went to the recipients)
+#: | failed (mail out of the space that could not be handed on before its deadline).
+PENDING, DONE, FALLBACK, FAILED = "pending", "done", "fallback", "failed"
+#: The destination name of outbox jobs that are mail to send (comments written in the space
+#: for the thread's mail participants, "send me this as mail"): the job's blob is the
+#: complete message, its recipients get it through the upstream relay.
+MAIL_OUT = "@mail"
 
 
 class OutboxJob(SQLModel, table=True):

@@ -33,10 +33,12 @@ from sluice.gateway.wiring import default_hook, load_ruleset
 from sluice.router.blobs import BlobStore
 from sluice.router.destinations import make_destination
 from sluice.router.digest import DigestEntry, build_digest, next_digest_time
+from sluice.router.follow import follow_threads
 from sluice.router.notes import build_sender_note
 from sluice.router.outbox import OutboxWorker
 from sluice.router.rules import RuleSet
 from sluice.router.rulesdb import load_user_rules
+from sluice.space.follow import ThreadOrigin, thread_origin
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,22 @@ class Gateway:
         self._reload_task: asyncio.Task[None] | None = None
 
     async def _route(self, mail: Mail, recipients: tuple[str, ...]) -> RoutingDecision:
-        return await self._routing(mail, recipients)
+        decision = await self._routing(mail, recipients)
+        references = [*mail.thread.references, mail.thread.in_reply_to]
+        if not self.rules.destinations or not any(references):
+            return decision
+        try:  # a reply follows its thread to where each recipient put the thread's start
+            origin = await asyncio.to_thread(self._thread_origin, references, recipients)
+        except Exception:
+            log.exception("looking up the thread of %s failed; deciding without it",
+                          mail.message_id)
+            return decision
+        return follow_threads(decision, origin.destinations, self.rules,
+                              answers_space_comment=origin.answers_space_comment)
+
+    def _thread_origin(self, references: list[str], recipients: tuple[str, ...]) -> ThreadOrigin:
+        with self.engine.connect() as conn:
+            return thread_origin(conn, references, recipients)
 
     def _user_rules_version(self) -> tuple[object, ...]:
         """Changes whenever stored user rules are saved (rows replaced get a new time)."""

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from sluice.core.post import Post
 from sluice.core.tables import utcnow
-from sluice.core.tables_router import DONE, FALLBACK, PENDING, OutboxJob
+from sluice.core.tables_router import DONE, FAILED, FALLBACK, MAIL_OUT, PENDING, OutboxJob
 from sluice.router.blobs import BlobStore
 from sluice.router.destinations import Destination, LocalDestination, PublishError
 from sluice.router.post import post_from_json, post_to_json
@@ -174,6 +174,9 @@ class OutboxWorker:
         return published
 
     async def _work(self, job: OutboxJob) -> None:
+        if job.destination == MAIL_OUT:
+            await self._send_mail(job)
+            return
         destination = self.destinations.get(job.destination)
         if utcnow() >= _aware(job.deadline_at) or destination is None:
             reason = job.last_error or "no such destination configured"
@@ -234,6 +237,27 @@ class OutboxWorker:
         log.warning("outbox job %s: destination %s down past its deadline; delivered as mail",
                     job.key, job.destination)
         await asyncio.to_thread(self._finish, job, FALLBACK, "")
+
+    async def _send_mail(self, job: OutboxJob) -> None:
+        """Mail written by Sluice itself (a space comment for the thread's mail users):
+        handed to the upstream like a fall-back, retried until its deadline, never posted."""
+        recipients = tuple(r for r in job.recipients.split("\n") if r)
+        if utcnow() >= _aware(job.deadline_at):
+            log.error("outbox job %s: mail to %s not handed on before its deadline: %s",
+                      job.key, ", ".join(recipients), job.last_error)
+            await asyncio.to_thread(self._finish, job, FAILED, "")
+            return
+        try:
+            content = await asyncio.to_thread(self.blobs.get, job.raw_sha256)
+        except (OSError, KeyError) as exc:
+            await asyncio.to_thread(self._retry, job, f"blob missing: {exc}")
+            return
+        remaining = await self.fallback(job.mail_from, recipients, content)
+        if remaining:
+            await asyncio.to_thread(self._retry, job, "upstream deferred the mail",
+                                    recipients=tuple(sorted(remaining)))
+            return
+        await asyncio.to_thread(self._finish, job, DONE, "")
 
     def _retry(self, job: OutboxJob, error: str,
                recipients: tuple[str, ...] | None = None) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
 
-from sluice.core.mail import Attachment, Mail
-from sluice.core.post import Post
+from sluice.core.mail import Mail
+from sluice.core.post import Post, post_from_json, post_to_json
 from sluice.core.verdict import Verdict
+
+__all__ = ["EXCERPT_CHARS", "build_post", "excerpt", "post_from_json", "post_key", "post_to_json"]
 
 #: A post shows this much of the text; the whole message is one click away.
 EXCERPT_CHARS = 1200
@@ -49,17 +48,3 @@ def build_post(mail: Mail, verdict: Verdict | None, *, destination: str, fingerp
         thread_subject=mail.thread.normalized_subject,
         in_reply_to=mail.thread.in_reply_to,
     )
-
-
-def post_to_json(post: Post) -> str:
-    data = asdict(post)
-    data["received_at"] = post.received_at.isoformat()
-    return json.dumps(data, ensure_ascii=False)
-
-
-def post_from_json(text: str) -> Post:
-    data: dict[str, Any] = json.loads(text)
-    data["received_at"] = datetime.fromisoformat(data["received_at"])
-    data["attachments"] = tuple(Attachment(**a) for a in data["attachments"])
-    data["recipients"] = tuple(data["recipients"])
-    return Post(**data)
