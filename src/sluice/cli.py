@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `sluice --help` stays fast and import errors name the command.
-    from sluice import serve, simulate_command
+    from sluice import analyze_command, serve, simulate_command
     from sluice.api import commands as api_commands
     from sluice.classifier import commands as classifier_commands
     from sluice.demo import commands as demo_commands
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     for package in (gateway_commands, serve, classifier_commands):
         package.register(commands)
     simulate_command.register_rules_test(router_commands.register(commands))
-    for package in (reports_commands, demo_commands):
+    for package in (reports_commands, analyze_command, demo_commands):
         package.register(commands)
     api_commands.register(commands)
     return parser

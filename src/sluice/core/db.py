@@ -17,6 +17,7 @@ from sqlmodel import SQLModel, create_engine
 
 from sluice.core import (  # noqa: F401  (registers the tables)
     tables,
+    tables_analysis,
     tables_board,
     tables_people,
     tables_router,

@@ -12,12 +12,21 @@ each counted once per message (`mail_from_file`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import getaddresses
 from typing import Any
 
-from sluice.core.decision import AUDIT, COPY, DELIVER, DIGEST, DIVERT, ENFORCE
+from sluice.core.decision import (
+    AUDIT,
+    COPY,
+    DELIVER,
+    DIGEST,
+    DIVERT,
+    ENFORCE,
+    RecipientAction,
+    RoutingDecision,
+)
 from sluice.core.mail import Envelope, Mail
 from sluice.core.parse import normalize_line_endings, parse
 from sluice.core.verdict import Verdict
@@ -132,6 +141,22 @@ def mail_from_file(raw: bytes) -> Mail:
                                            rcpt_tos=recipients))
 
 
+def distinct_actions(decision: RoutingDecision) -> Iterator[RecipientAction]:
+    """Each recipient address's action once: the same address twice in one envelope is one
+    inbox copy (the first action counts)."""
+    seen: set[str] = set()
+    for action in decision.actions:
+        recipient = action.recipient.lower()
+        if recipient not in seen:
+            seen.add(recipient)
+            yield action
+
+
+def is_inbox_delivery(action: RecipientAction) -> bool:
+    """Whether the recipient is internal: only internal recipients' inboxes are counted."""
+    return action.rule != EXTERNAL
+
+
 class _Tally:
     """The mutable counters behind one `Simulation`."""
 
@@ -163,14 +188,10 @@ class _Tally:
             self.categories[verdict.category] += 1
         posted: set[str] = set()
         audit_posted: set[str] = set()
-        seen: set[str] = set()
-        for action in decision.actions:
+        for action in distinct_actions(decision):
             recipient = action.recipient.lower()
-            if recipient in seen:  # the same address twice in one envelope: one inbox copy
-                continue
-            seen.add(recipient)
             self.recipients += 1
-            if action.rule == EXTERNAL:
+            if not is_inbox_delivery(action):
                 self.external += 1
                 continue
             self.inbox_before += 1
