@@ -68,7 +68,7 @@ def record_correction(engine: Engine, user: str, message_id: str, category: str)
             .order_by(col(MessageRecord.id).desc())).first()
         if record is None:
             raise CorrectionError(404, "no message with this Message-ID was sent to you")
-        raw = session.exec(select(Blob.data).join(  # type: ignore[call-overload]
+        raw = session.exec(select(Blob.data).join(
             OutboxJob, col(OutboxJob.raw_sha256) == col(Blob.sha256)).where(
             col(OutboxJob.fingerprint) == record.fingerprint)).first()
         if raw is None:

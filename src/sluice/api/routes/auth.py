@@ -80,10 +80,10 @@ def login(request: Request, engine: EngineDep, email: Annotated[str, Form()],
                            error="Wrong address or password.")
     sessions.clear_failures(engine, viewer.email)
     session_id, _ = sessions.start_session(engine, viewer.email, web.session_days)
-    response = RedirectResponse(next_path, status_code=303)
-    set_session_cookie(response, web, session_id)
-    response.delete_cookie(LOGIN_COOKIE, path="/login")
-    return response
+    redirect = RedirectResponse(next_path, status_code=303)
+    set_session_cookie(redirect, web, session_id)
+    redirect.delete_cookie(LOGIN_COOKIE, path="/login")
+    return redirect
 
 
 @router.post("/logout", include_in_schema=False)
