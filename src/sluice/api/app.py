@@ -18,6 +18,7 @@ from sluice.api.routes import admin as admin_routes
 from sluice.api.routes import auth as auth_routes
 from sluice.api.routes import calendar as calendar_routes
 from sluice.api.routes import channels as channel_routes
+from sluice.api.routes import dashboard as dashboard_routes
 from sluice.api.routes import feedback as feedback_routes
 from sluice.api.routes import library as library_routes
 from sluice.api.routes import me as me_routes
@@ -47,6 +48,7 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     for router in (library_routes.router, feedback_routes.router, calendar_routes.router):
         app.include_router(router)  # the material library, feedback board and calendar
     app.include_router(metrics_routes.router)  # Prometheus /metrics
+    app.include_router(dashboard_routes.router)  # the volume-reduction dashboard
 
     @app.get("/healthz")
     def health(engine: EngineDep) -> dict[str, Any]:

@@ -231,7 +231,7 @@ def _where(statement: Select[Any], period: Period, recipient: str | None) -> Sel
                                 _message.c.received_at < until,
                                 _outcome.c.rule != EXTERNAL_RULE)
     if recipient is not None:
-        statement = statement.where(_outcome.c.recipient == recipient)
+        statement = statement.where(func.lower(_outcome.c.recipient) == recipient.lower())
     return statement
 
 
@@ -326,7 +326,7 @@ def external_recipients(conn: Connection, period: Period, recipient: str | None 
         _message.c.received_at >= since, _message.c.received_at < until,
         _outcome.c.rule == EXTERNAL_RULE)
     if recipient is not None:
-        statement = statement.where(_outcome.c.recipient == recipient)
+        statement = statement.where(func.lower(_outcome.c.recipient) == recipient.lower())
     return int(conn.execute(statement).scalar_one())
 
 
