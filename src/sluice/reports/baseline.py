@@ -3,7 +3,7 @@
 `sluice analyze` stores each run's report in the database; the dashboard draws the latest
 finished run's reduction next to the live one, so people see whether the gateway delivers
 what the analysis promised. Read from the run's table and its per-category rows
-(`core/tables_analysis.py`); `from_report` reads the same figures from a JSON report.
+(`core/tables_analysis.py`).
 """
 
 from __future__ import annotations
@@ -47,21 +47,6 @@ class Baseline:
     @property
     def reduction_percent(self) -> float:
         return percent(self.diverted_deliveries, self.deliveries)
-
-    @classmethod
-    def from_report(cls, data: Mapping[str, Any], source: str = "",
-                    finished_at: datetime | None = None) -> Baseline:
-        categories = data.get("by_category") or {}
-        return cls(
-            source=source, finished_at=finished_at,
-            messages=int(data.get("messages", 0)),
-            deliveries=int(data.get("deliveries", 0)),
-            diverted_deliveries=int(data.get("diverted_deliveries", 0)),
-            by_category={
-                name: CategoryBaseline(int(c.get("messages", 0)), int(c.get("deliveries", 0)),
-                                       int(c.get("diverted_deliveries", 0)))
-                for name, c in categories.items() if isinstance(c, Mapping)},
-        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
