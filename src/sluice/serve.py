@@ -15,6 +15,7 @@ import uvicorn
 from sluice.api.app import create_app
 from sluice.core.settings import Settings
 from sluice.gateway.commands import add_settings_arguments, settings_from_args, stop_event
+from sluice.gateway.metrics import METRICS
 from sluice.gateway.server import Gateway, parse_hostport
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ async def serve(settings: Settings, stop: asyncio.Event,
     gateway = Gateway(settings)
     await gateway.start()
     host, port = parse_hostport(settings.web_listen)
-    web = _EmbeddedServer(uvicorn.Config(create_app(gateway.engine, settings), host=host,
-                                         port=port, log_level="warning", lifespan="off"))
+    app = create_app(gateway.engine, settings)
+    app.state.metric_registries = (METRICS.registry,)  # this process's gateway counters
+    web = _EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                         lifespan="off"))
     web_task = asyncio.create_task(web.serve())
     for spec, bound in zip(gateway.specs, gateway.bound_ports, strict=True):
         print(f"sluice: {'LMTP' if spec.lmtp else 'SMTP'} gateway on {spec.host}:{bound} → "

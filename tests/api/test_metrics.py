@@ -142,9 +142,6 @@ def test_loopback_scrapes_but_a_proxied_request_does_not(tmp_path: Path) -> None
         elsewhere.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="the gateway handler does not call sluice.gateway."
-                   "metrics yet (the hooks are listed in the H5 report); remove this mark "
-                   "once they are wired")
 def test_the_gateway_counts_what_it_records(tmp_path: Path) -> None:
     sample = ("sluice_messages_received_total", {"protocol": "smtp"})
     before = METRICS.registry.get_sample_value(*sample) or 0.0

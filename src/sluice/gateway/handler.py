@@ -26,6 +26,7 @@ from sluice.core.settings import Settings
 from sluice.core.tables import utcnow
 from sluice.gateway.dsn import build_dsn
 from sluice.gateway.headers import protocol_name, received_header
+from sluice.gateway.metrics import METRICS
 from sluice.gateway.pipeline import FAIL_OPEN_RULE, PipelineHook, decide, deliver_everything
 from sluice.gateway.relay import Deliverer, Outgoing
 from sluice.gateway.reply import (
@@ -135,7 +136,10 @@ class GatewayHandler:
         try:
             already = await self.store.delivered(print_)
         except StorageUnavailable:
-            return [str(STORAGE_UNAVAILABLE)] * len(rcpts)
+            METRICS.observe_storage_error()
+            refused = [str(STORAGE_UNAVAILABLE)] * len(rcpts)
+            METRICS.observe_replies(refused)
+            return refused
 
         try:
             outbox = await self._outbox_entries(mail, decision, print_, mail_from, rcpts,
@@ -165,21 +169,24 @@ class GatewayHandler:
             posted = b"".join(
                 f"X-Sluice-Posted-To: {e.post.destination} <{e.post.url}>\r\n".encode()
                 for e in outbox)
-            relayed = await self.deliverer.deliver(Outgoing(
-                mail_from=mail_from, recipients=tuple(keep), content=trace + posted + content,
-                smtp_utf8=bool(envelope.smtp_utf8),
-                eight_bit=any(o.upper() == "BODY=8BITMIME" for o in envelope.mail_options),
-            ))
+            with METRICS.relay_timer():
+                relayed = await self.deliverer.deliver(Outgoing(
+                    mail_from=mail_from, recipients=tuple(keep),
+                    content=trace + posted + content, smtp_utf8=bool(envelope.smtp_utf8),
+                    eight_bit=any(o.upper() == "BODY=8BITMIME" for o in envelope.mail_options),
+                ))
             replies.update(relayed)
 
         is_lmtp = bool(getattr(server, "lmtp", False))
         dsn_reply = None
         if not is_lmtp:
             dsn_reply = await self._notify_partial_failure(mail_from, content, rcpts, replies)
+        facts = self._facts(print_, mail, mail_envelope, decision, replies, already, is_lmtp,
+                            outbox)
         try:
-            await self.store.record(self._facts(print_, mail, mail_envelope, decision, replies,
-                                                already, is_lmtp, outbox))
+            await self.store.record(facts)
         except StorageUnavailable:
+            METRICS.observe_storage_error()
             if outbox:
                 # The posts are not safe: the diverted recipients must not be told 250.
                 log.error("could not record message %s with its posts", print_[:16])
@@ -191,13 +198,17 @@ class GatewayHandler:
                 # The upstream has the message: answering 4xx now would make the client send
                 # it again. The facts are lost, the mail is not.
                 log.error("could not record message %s after relaying it", print_[:16])
+        METRICS.observe_message(facts)
         if outbox and self.on_posts is not None:
             self.on_posts()
         if self.settings.fault_pause_before_reply:
             await asyncio.sleep(self.settings.fault_pause_before_reply)
         if is_lmtp:
-            return [str(replies[r]) for r in rcpts]
-        return [str(dsn_reply or _combine(replies))] * len(rcpts)
+            result = [str(replies[r]) for r in rcpts]
+        else:
+            result = [str(dsn_reply or _combine(replies))] * len(rcpts)
+        METRICS.observe_replies(result)
+        return result
 
     async def _outbox_entries(self, mail: Mail | None, decision: RoutingDecision,
                               print_: str, mail_from: str, rcpts: tuple[str, ...],
@@ -276,14 +287,15 @@ class GatewayHandler:
             message.update(
                 message_id=mail.message_id[:998],
                 header_from=mail.from_addr[:512],
-                subject=mail.subject,
+                subject=None if self.settings.header_only else mail.subject,
                 to_count=len(mail.to),
                 cc_count=len(mail.cc),
                 attachment_count=len(mail.attachments),
                 attachment_bytes=sum(a.size for a in mail.attachments),
                 in_reply_to=mail.thread.in_reply_to[:998],
                 references=" ".join(mail.thread.references),
-                thread_subject=mail.thread.normalized_subject,
+                thread_subject=_thread_key(mail.thread.normalized_subject,
+                                           hashed=self.settings.header_only),
                 reply_depth=mail.thread.reply_depth,
                 defects=",".join(mail.defects),
             )
@@ -320,3 +332,11 @@ def _combine(replies: dict[str, Reply]) -> Reply:
         if r.permanent and not any(v.ok for v in values):
             return r
     return ACCEPTED
+
+
+def _thread_key(normalized_subject: str, *, hashed: bool) -> str:
+    """The subject threads are grouped by; in header-only mode a digest of it, so threads
+    still group and no subject text is stored."""
+    if not hashed or not normalized_subject:
+        return normalized_subject
+    return "sha256:" + hashlib.sha256(normalized_subject.encode("utf-8", "replace")).hexdigest()
