@@ -201,7 +201,7 @@ class ImapSource:
             end = min(start + self.batch - 1, exists)
             client.use_uid = False
             try:
-                meta = client.fetch(f"{start}:{end}", ["UID", "RFC822.SIZE"])
+                meta = client.fetch(list(range(start, end + 1)), ["UID", "RFC822.SIZE"])
             finally:
                 client.use_uid = True
             window = sorted((int(data[b"UID"]), int(data.get(b"RFC822.SIZE", 0)))
