@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.space.channels import create_channel, list_channels, retitle
+from sluice.space.channels import create_channel, list_channels, retitle, set_open
 from sluice.space.posts import (
     BadInput,
     add_comment,
@@ -109,3 +109,16 @@ def test_admins_create_and_retitle_channels(tmp_path: Path) -> None:
     assert list_channels(engine, ANN) == []  # nothing in it for Ann
     with pytest.raises(ValueError):
         create_channel(engine, ADMIN_VIEWER, "a/b")
+
+
+def test_counts_in_an_open_channel_count_each_post_once(tmp_path: Path) -> None:
+    engine = space_engine(tmp_path)
+    mine = post_id_of(publish(engine, message("mine"), recipients=["ann@example.com"]))
+    publish(engine, message("theirs", to=["bob@example.com"]), recipients=["bob@example.com"])
+    assert [(c.posts, c.unread) for c in list_channels(engine, ANN)] == [(1, 1)]
+    set_open(engine, ADMIN_VIEWER, "news", True)
+    assert [(c.posts, c.unread) for c in list_channels(engine, ANN)] == [(2, 2)]
+    mark_read(engine, ANN, mine, True)
+    assert [(c.posts, c.unread) for c in list_channels(engine, ANN)] == [(2, 1)]
+    set_open(engine, ADMIN_VIEWER, "news", False)
+    assert [(c.posts, c.unread) for c in list_channels(engine, ANN)] == [(1, 0)]

@@ -74,3 +74,11 @@ def test_query_building() -> None:
         fts5_query("  ** () ")
     with pytest.raises(QueryError):
         fts5_query("x" * 500)
+
+
+def test_newest_matches_come_first(tmp_path: Path) -> None:
+    engine = space_engine(tmp_path)
+    older = post_id_of(publish(engine, message("Roadmap one", text="roadmap")))
+    newer = post_id_of(publish(engine, message("Roadmap two", text="roadmap")))
+    assert [h.post_id for h in search(engine, ANN, "roadmap")] == [newer, older]
+    assert [h.post_id for h in search(engine, ANN, "roadmap", limit=1, offset=1)] == [older]

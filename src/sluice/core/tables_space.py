@@ -42,6 +42,8 @@ class SpacePost(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel", "fingerprint"),
         Index("ix_space_post_channel_posted", "channel", "posted_at", "id"),
+        # Covers unread counts and search joins without reading the (large) body columns.
+        Index("ix_space_post_id_channel_activity", "id", "channel", "last_activity_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -147,7 +149,7 @@ class ReadMark(SQLModel, table=True):
 
     __tablename__ = "space_read_mark"
     __table_args__ = (UniqueConstraint("post_id", "user"),
-                      Index("ix_space_read_mark_user_post", "user", "post_id"))
+                      Index("ix_space_read_mark_user_post", "user", "post_id", "read_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     post_id: int = Field(foreign_key="space_post.id")

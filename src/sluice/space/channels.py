@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Engine, case, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, select, update
 from sqlmodel import col
 
 from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.tables import utcnow
-from sluice.core.tables_space import Channel, ReadMark, SpacePost
+from sluice.core.tables_space import Channel, PostRecipient, ReadMark, SpacePost
 from sluice.space.access import visible_posts_clause
 from sluice.space.viewer import Viewer
 
@@ -56,16 +56,45 @@ def unread_clause(viewer: Viewer) -> ColumnElement[bool]:
     return ~read.exists()
 
 
+def _counts(conn: Connection, viewer: Viewer) -> dict[str, tuple[int, int]]:
+    """Visible and unread posts per channel.
+
+    Visible posts: the access rule (`visible_posts_clause`) split into its two halves so each
+    walks an index — the viewer's own recipient rows in closed channels, and every post of
+    the open channels; the halves do not overlap, so their counts add up. Unread: visible
+    minus the posts the viewer read since their last activity (walked from the viewer's read
+    marks, filtered by the rule). Three index walks instead of a read-mark probe per post.
+    """
+    if not viewer.email:
+        return {}
+    open_names = select(col(Channel.name)).where(col(Channel.open).is_(True))
+    own = (select(col(SpacePost.channel), func.count())
+           .join(PostRecipient, col(PostRecipient.post_id) == col(SpacePost.id))
+           .where(col(PostRecipient.address) == viewer.email,
+                  col(SpacePost.channel).not_in(open_names))
+           .group_by(col(SpacePost.channel)))
+    opened = (select(col(SpacePost.channel), func.count())
+              .where(col(SpacePost.channel).in_(open_names))
+              .group_by(col(SpacePost.channel)))
+    read = (select(col(SpacePost.channel), func.count())
+            .join(ReadMark, col(ReadMark.post_id) == col(SpacePost.id))
+            .where(col(ReadMark.user) == viewer.email,
+                   col(ReadMark.read_at) >= col(SpacePost.last_activity_at),
+                   visible_posts_clause(viewer))
+            .group_by(col(SpacePost.channel)))
+    totals: dict[str, int] = {}
+    for query in (own, opened):
+        for name, count in conn.execute(query).all():
+            totals[name] = totals.get(name, 0) + int(count)
+    done = {name: int(count) for name, count in conn.execute(read).all()}
+    return {name: (total, total - done.get(name, 0)) for name, total in totals.items()}
+
+
 def list_channels(engine: Engine, viewer: Viewer) -> list[ChannelView]:
     """Channels the viewer can read something in (admins: every channel, for managing it),
     with their own visible and unread post counts."""
-    unread = func.sum(case((unread_clause(viewer), 1), else_=0))
-    counts_query = (select(col(SpacePost.channel), func.count(), unread)
-                    .where(visible_posts_clause(viewer))
-                    .group_by(col(SpacePost.channel)))
     with engine.connect() as conn:
-        counts = {name: (int(total), int(new or 0))
-                  for name, total, new in conn.execute(counts_query).all()}
+        counts = _counts(conn, viewer)
         channels = conn.execute(select(Channel).order_by(col(Channel.name))).all()
     views = []
     for channel in channels:

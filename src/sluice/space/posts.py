@@ -23,6 +23,7 @@ from sluice.core.tables import utcnow
 from sluice.core.tables_router import Blob
 from sluice.core.tables_space import (
     WEB,
+    Channel,
     Comment,
     PostAttachment,
     Reaction,
@@ -30,7 +31,7 @@ from sluice.core.tables_space import (
     SpacePost,
 )
 from sluice.space.access import can_see_post, visible_posts_clause
-from sluice.space.channels import NoSuchChannel, get_channel, unread_clause
+from sluice.space.channels import unread_clause
 from sluice.space.sanitize import INLINE_IMAGE_TYPES, text_to_html
 from sluice.space.search import index_comment
 from sluice.space.viewer import Viewer
@@ -157,10 +158,6 @@ def channel_page(engine: Engine, viewer: Viewer, channel: str, *, limit: int = P
     """Newest first, `limit` posts older than the cursor; NotFound for a channel the viewer
     cannot read anything in."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    try:
-        view = get_channel(engine, viewer, channel)
-    except NoSuchChannel as exc:
-        raise NotFound(channel) from exc
     attachments = (select(func.count(col(PostAttachment.id)))
                    .where(col(PostAttachment.post_id) == col(SpacePost.id),
                           col(PostAttachment.inline).is_(False))
@@ -180,7 +177,15 @@ def channel_page(engine: Engine, viewer: Viewer, channel: str, *, limit: int = P
                                 and_(col(SpacePost.posted_at) == moment,
                                      col(SpacePost.id) < last_id)))
     with engine.connect() as conn:
+        found = conn.execute(select(col(Channel.title), col(Channel.open)).where(
+            col(Channel.name) == channel)).first()
+        if found is None:
+            raise NotFound(channel)
         rows = conn.execute(query).all()
+        if not rows and not (found.open or viewer.is_admin) and not conn.execute(
+                select(col(SpacePost.id)).where(col(SpacePost.channel) == channel,
+                                                 visible_posts_clause(viewer)).limit(1)).first():
+            raise NotFound(channel)  # nothing in it for this viewer: as if it did not exist
     posts = tuple(PostSummary(
         id=r.id, channel=r.channel, subject=r.subject, sender=r.sender,
         sender_name=r.sender_name, category=r.category, excerpt=r.excerpt,
@@ -189,7 +194,7 @@ def channel_page(engine: Engine, viewer: Viewer, channel: str, *, limit: int = P
         for r in rows[:limit])
     more = len(rows) > limit
     cursor = encode_cursor(posts[-1].posted_at, posts[-1].id) if more and posts else None
-    return ChannelPage(channel, view.title, posts, cursor)
+    return ChannelPage(channel, found.title or channel, posts, cursor)
 
 
 def _visible_post(conn: Connection, viewer: Viewer, post_id: int) -> Row[Any]:
