@@ -16,7 +16,7 @@ from sluice.core.settings import load_settings
 from sluice.core.tables import UserRuleRecord
 from sluice.router.rules import Match, Rule, RuleSet
 from sluice.router.rulesdb import (
-    load_user_rules,
+    load_stored_rules,
     save_ruleset_users,
     save_user_rules,
     stored_user_rules,
@@ -46,7 +46,7 @@ def test_round_trip_of_a_rulesets_users(engine: Engine) -> None:
         save_ruleset_users(session, rules)
         session.commit()
     with Session(engine) as session:
-        loaded = load_user_rules(session, without_users(rules))
+        loaded = load_stored_rules(session, without_users(rules))
         rows = session.exec(select(UserRuleRecord).order_by(col(UserRuleRecord.id))).all()
     assert set(loaded.users) == {"alice@example.com", "bob@example.com"}
     for user in loaded.users:
@@ -86,7 +86,7 @@ def test_stored_rules_that_no_longer_fit_are_refused(engine: Engine) -> None:
     smaller = RuleSet(rules.internal_domains,
                       {k: v for k, v in rules.destinations.items() if k != "team-slack"})
     with Session(engine) as session, pytest.raises(RulesError) as caught:
-        load_user_rules(session, smaller)
+        load_stored_rules(session, smaller)
     assert [p.split(": ")[0] for p in caught.value.problems] == [
         "database:carol@example.com#1", "database:carol@example.com#2"]
     assert "unknown destination 'team-slack'" in caught.value.problems[0]
@@ -102,4 +102,4 @@ def test_stored_rules_conflicting_with_the_policy_are_refused(engine: Engine) ->
             Rule("mine", Match(sender_domain="partner.example"), DIVERT, "team-slack")])
         session.commit()
         with pytest.raises(RulesError, match="rules 'mine' and 'events' send event mail"):
-            load_user_rules(session, enforced)
+            load_stored_rules(session, enforced)

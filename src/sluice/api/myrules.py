@@ -1,8 +1,10 @@
-"""A person's own rules in the web app: read, check, store, and preview on their recorded mail.
+"""Rules in the web app — a person's own, and the organisation policy for admins: read,
+check, store, and preview on recorded mail.
 
 Checking goes through the rules file's own code (`rulesfile.rule_from_data`,
-`with_user_rules`) against the file's destinations and policy, so a rule saved here is one the
-gateway accepts. The preview runs the gateway's `decide` on what the records keep of each
+`with_user_rules`) against the file's destinations and the policy in force (the stored one
+when admins edited it, `rulesdb.policy_in_force`), so a rule saved here is one the gateway
+accepts. The preview runs the gateway's `decide` on what the records keep of each
 message (facts, no body): sender, subject, verdict, attachment count, number of To/Cc
 addresses. A condition on another recipient's address cannot be evaluated from that and is
 reported as such instead of guessed.
@@ -11,7 +13,7 @@ reported as such instead of guessed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,8 +27,15 @@ from sluice.core.settings import Settings
 from sluice.core.tables import MessageRecord, RecipientOutcome, utcnow
 from sluice.core.verdict import Verdict
 from sluice.router.decide import decide
-from sluice.router.rules import Rule, RuleSet
-from sluice.router.rulesdb import save_user_rules, stored_user_rules
+from sluice.router.rules import POLICY, DestinationSpec, Rule, RuleSet
+from sluice.router.rulesdb import (
+    load_stored_rules,
+    policy_in_force,
+    save_policy,
+    save_user_rules,
+    stored_user_rules,
+    with_policy,
+)
 from sluice.router.rulesfile import (
     RulesError,
     load_rules,
@@ -40,6 +49,8 @@ PREVIEW_DAYS = 30
 #: Addresses standing in for the To/Cc addresses the records only count.
 _PLACEHOLDER = "recorded-recipient-{}@placeholder.invalid"
 SOURCE = "your rules"
+#: The policy preview counts at most this many of the newest messages of its window.
+POLICY_PREVIEW_LIMIT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,37 +73,73 @@ class Preview:
     #: Of those, recorded without a verdict: rules on category never match them.
     unclassified: int
     rules: tuple[RulePreview, ...]
+    #: Decisions counted: one per message for a person; per internal recipient for the policy.
+    deliveries: int = 0
+    #: True when only the newest POLICY_PREVIEW_LIMIT messages of the window were counted.
+    capped: bool = False
 
 
-def base_rules(settings: Settings | None) -> RuleSet:
-    """The rules file's domains, destinations and policy (users' rules left out: each
-    person's rules are checked against the policy, not against other people's rules)."""
+def file_rules(settings: Settings | None) -> RuleSet:
+    """The rules file as it is (no file: nothing is diverted)."""
     if settings is None or settings.rules_file is None:
         return RuleSet()
-    rules = load_rules(settings.rules_file)
+    return load_rules(settings.rules_file)
+
+
+def base_rules(engine: Engine, settings: Settings | None) -> RuleSet:
+    """The file's domains and destinations with the policy in force (users' rules left out:
+    each person's rules are checked against the policy, not against other people's)."""
+    with Session(engine) as session:
+        rules = policy_in_force(session, file_rules(settings))
     return RuleSet(rules.internal_domains, rules.destinations, rules.policy, {})
 
 
-def file_rules(settings: Settings | None, user: str) -> tuple[Rule, ...]:
-    if settings is None or settings.rules_file is None:
-        return ()
-    return load_rules(settings.rules_file).rules_for(user)
+def users_in_force(engine: Engine, settings: Settings | None) -> RuleSet:
+    """The file's domains, destinations and users' rules with the stored users' rules in
+    their place, without a policy: what a new policy is checked against."""
+    rules = file_rules(settings)
+    with Session(engine) as session:
+        stored = stored_user_rules(session, rules)
+    return RuleSet(rules.internal_domains, rules.destinations, (), {**rules.users, **stored})
+
+
+def rules_in_force(engine: Engine, settings: Settings | None) -> RuleSet:
+    """Everything the gateway applies: the file with the stored policy and users' rules."""
+    with Session(engine) as session:
+        return load_stored_rules(session, file_rules(settings))
 
 
 def current_rules(engine: Engine, settings: Settings | None, user: str) -> tuple[Rule, ...]:
-    """What the gateway applies for `user`: stored rules when there are any, else the file's."""
-    base = base_rules(settings)
+    """What the gateway applies for `user`: stored rules when there are (even none), else
+    the file's."""
+    rules = file_rules(settings)
     with Session(engine) as session:
-        stored = stored_user_rules(session, base)
-    return stored.get(user.lower(), file_rules(settings, user))
+        stored = stored_user_rules(session, rules)
+    return stored.get(user.lower(), rules.rules_for(user))
 
 
 def check_rules(data: object, base: RuleSet, user: str) -> tuple[Rule, ...]:
     """Rules from plain data (a list of rules-file mappings); RulesError lists every problem."""
+    rules = rules_from_data(data, user.lower(), base.destinations, SOURCE)
+    with_user_rules(base, {user.lower(): rules}, SOURCE)
+    return rules
+
+
+def check_policy(data: object, in_force: RuleSet) -> tuple[Rule, ...]:
+    """A new organisation policy from plain data, checked like the rules file's against
+    the destinations and every user's rules in force; RulesError lists every problem."""
+    rules = rules_from_data(data, POLICY, in_force.destinations, POLICY)
+    with_policy(in_force, rules, POLICY)
+    return rules
+
+
+def rules_from_data(data: object, owner: str, destinations: Mapping[str, DestinationSpec],
+                    source: str) -> tuple[Rule, ...]:
+    """Rules of one owner from a list of rules-file mappings, each checked on its own."""
     if data is None:
         data = []
     if not isinstance(data, list):
-        raise RulesError([f"{SOURCE}: expected a list of rules (each with match, action, to)"])
+        raise RulesError([f"{source}: expected a list of rules (each with match, action, to)"])
     rules: list[Rule] = []
     problems: list[str] = []
     for position, item in enumerate(data, start=1):
@@ -100,27 +147,30 @@ def check_rules(data: object, base: RuleSet, user: str) -> tuple[Rule, ...]:
             problems.append(f"rule {position}: must be a mapping (match, action, to, …)")
             continue
         try:
-            rules.append(rule_from_data(item, user.lower(), position, base.destinations,
+            rules.append(rule_from_data(item, owner, position, destinations,
                                         f"rule {position}"))
         except RulesError as exc:
             problems += exc.problems
     if problems:
         raise RulesError(problems)
-    with_user_rules(base, {user.lower(): rules}, SOURCE)
     return tuple(rules)
+
+
+def yaml_data(text: str, source: str = SOURCE) -> object:
+    """Plain data from the YAML the pages edit; RulesError names the line of a syntax error."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise RulesError([f"{source}{where}: not valid YAML: {exc.problem or exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise RulesError([f"{source}: not valid YAML: {exc}"]) from exc
 
 
 def check_rules_yaml(text: str, base: RuleSet, user: str) -> tuple[Rule, ...]:
     """Rules from the YAML list the page edits (the user's part of a rules file)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise RulesError([f"{SOURCE}{where}: not valid YAML: {exc.problem or exc}"]) from exc
-    except yaml.YAMLError as exc:
-        raise RulesError([f"{SOURCE}: not valid YAML: {exc}"]) from exc
-    return check_rules(data, base, user)
+    return check_rules(yaml_data(text), base, user)
 
 
 def rule_data(rule: Rule) -> dict[str, object]:
@@ -140,15 +190,23 @@ def rules_yaml(rules: Sequence[Rule]) -> str:
 def save_rules(engine: Engine, user: str, rules: Sequence[Rule]) -> None:
     """Store checked rules; the gateway picks them up within its reload interval."""
     with Session(engine) as session:
-        save_user_rules(session, user.lower(), rules)
+        save_user_rules(session, user.lower(), rules, by=user.lower())
         session.commit()
 
 
-def _mail(record: MessageRecord, user: str) -> Mail:
-    """What `decide` needs, rebuilt from a record: the body and other addresses are unknown."""
+def store_policy(engine: Engine, policy: Sequence[Rule], by: str) -> None:
+    """Store a checked policy in place of the file's; the gateway picks it up like users'."""
+    with Session(engine) as session:
+        save_policy(session, policy, by=by)
+        session.commit()
+
+
+def _mail(record: MessageRecord, recipients: tuple[str, ...]) -> Mail:
+    """What `decide` needs, rebuilt from a record: the body and header addresses unknown."""
     placeholders = [_PLACEHOLDER.format(i) for i in range(record.to_count + record.cc_count)]
     return Mail(
-        envelope=Envelope(record.mail_from, (user,)), raw=b"", message_id=record.message_id,
+        envelope=Envelope(record.mail_from, recipients), raw=b"",
+        message_id=record.message_id,
         subject=record.subject or "", from_addr=record.header_from.lower(), from_name="",
         to=tuple(placeholders[:record.to_count]), cc=tuple(placeholders[record.to_count:]),
         reply_to=(), date=None,
@@ -164,11 +222,11 @@ def _verdict(record: MessageRecord) -> Verdict | None:
     return Verdict(record.category, record.confidence or 0.0, (), record.model_version or "")
 
 
-def _notes(rule: Rule, user: str, unclassified: int) -> tuple[str, ...]:
+def _notes(rule: Rule, recipient_note: Callable[[str], str],
+           unclassified: int) -> tuple[str, ...]:
     notes = []
-    if rule.match.recipient is not None and rule.match.recipient != user:
-        notes.append(f"the records keep only your own address among the recipients, so "
-                     f"'recipient: {rule.match.recipient}' is never counted as matching")
+    if rule.match.recipient is not None and recipient_note(rule.match.recipient):
+        notes.append(recipient_note(rule.match.recipient))
     if rule.match.needs_verdict and unclassified:
         notes.append(f"{unclassified} messages were recorded without a category; this rule "
                      "cannot match them")
@@ -186,6 +244,43 @@ def recorded_messages(engine: Engine, user: str, since: datetime) -> list[Messag
             col(MessageRecord.id).in_(mine), col(MessageRecord.received_at) >= since)))
 
 
+def recorded_deliveries(engine: Engine, rules: RuleSet, since: datetime, limit: int
+                        ) -> list[tuple[MessageRecord, tuple[str, ...]]]:
+    """The newest `limit` recorded messages since `since`, each with its internal envelope
+    recipients (those the policy decides for)."""
+    with Session(engine) as session:
+        records = list(session.exec(select(MessageRecord).where(
+            col(MessageRecord.received_at) >= since).order_by(
+            col(MessageRecord.received_at).desc()).limit(limit)))
+        recipients: dict[int, set[str]] = {}
+        ids = [r.id for r in records if r.id is not None]
+        for start in range(0, len(ids), 500):
+            for pk, address in session.exec(select(
+                    col(RecipientOutcome.message_pk), col(RecipientOutcome.recipient)).where(
+                    col(RecipientOutcome.message_pk).in_(ids[start:start + 500]))):
+                if rules.is_internal(address):
+                    recipients.setdefault(pk, set()).add(address.lower())
+    return [(r, tuple(sorted(recipients[r.id]))) for r in records
+            if r.id is not None and r.id in recipients]
+
+
+def _count(deliveries: Iterable[tuple[MessageRecord, tuple[str, ...]]],
+           ruleset: RuleSet) -> Counter[str]:
+    """How many recipient decisions each rule made: the gateway's own `decide` on records."""
+    counts: Counter[str] = Counter()
+    for record, recipients in deliveries:
+        for action in decide(_mail(record, recipients), _verdict(record), ruleset).actions:
+            if action.rule:
+                counts[action.rule] += 1
+    return counts
+
+
+def _previews(rules: Sequence[Rule], counts: Counter[str],
+              recipient_note: Callable[[str], str], unclassified: int) -> tuple[RulePreview, ...]:
+    return tuple(RulePreview(r.name, r.action, r.to, r.mode, counts[r.name],
+                             _notes(r, recipient_note, unclassified)) for r in rules)
+
+
 def preview(engine: Engine, base: RuleSet, user: str, rules: Sequence[Rule], *,
             days: int = PREVIEW_DAYS, now: datetime | None = None) -> Preview:
     """How many of `user`'s recorded messages of the last `days` each rule would have
@@ -195,12 +290,32 @@ def preview(engine: Engine, base: RuleSet, user: str, rules: Sequence[Rule], *,
     records = recorded_messages(engine, user, since)
     ruleset = RuleSet(frozenset({user.rpartition("@")[2]}), base.destinations, (),
                       {user: tuple(rules)})
-    counts: Counter[str] = Counter()
-    for record in records:
-        for action in decide(_mail(record, user), _verdict(record), ruleset).actions:
-            if action.rule:
-                counts[action.rule] += 1
+    counts = _count(((record, (user,)) for record in records), ruleset)
     unclassified = sum(1 for r in records if r.category is None)
-    return Preview(days, len(records), unclassified, tuple(
-        RulePreview(r.name, r.action, r.to, r.mode, counts[r.name], _notes(r, user, unclassified))
-        for r in rules))
+    def note(recipient: str) -> str:
+        return "" if recipient == user else (
+            "the records keep only your own address among the recipients, so "
+            f"'recipient: {recipient}' is never counted as matching")
+
+    previews = _previews(rules, counts, note, unclassified)
+    return Preview(days, len(records), unclassified, previews, deliveries=len(records))
+
+
+def policy_preview(engine: Engine, in_force: RuleSet, policy: Sequence[Rule], *,
+                   days: int = PREVIEW_DAYS, now: datetime | None = None) -> Preview:
+    """How many recorded deliveries (message × internal recipient) of the last `days` each
+    policy rule would have decided, with every user's own rules in force coming first."""
+    since = (now or utcnow()) - timedelta(days=days)
+    deliveries = recorded_deliveries(engine, in_force, since, POLICY_PREVIEW_LIMIT)
+    ruleset = RuleSet(in_force.internal_domains, in_force.destinations, tuple(policy),
+                      in_force.users)
+    counts = _count(deliveries, ruleset)
+    unclassified = sum(1 for r, _ in deliveries if r.category is None)
+    def note(recipient: str) -> str:
+        return (f"the records keep the envelope recipients only, so 'recipient: {recipient}' "
+                "counts only mail whose envelope named it")
+
+    return Preview(days, len(deliveries), unclassified,
+                   _previews(policy, counts, note, unclassified),
+                   deliveries=sum(len(rcpts) for _, rcpts in deliveries),
+                   capped=len(deliveries) >= POLICY_PREVIEW_LIMIT)

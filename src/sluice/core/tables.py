@@ -107,3 +107,45 @@ class UserRuleRecord(SQLModel, table=True):
     rule: str
     mode: str = Field(default="enforce", max_length=16)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PolicyRuleRecord(SQLModel, table=True):
+    """One rule of the organisation policy as edited by admins in the web app (same JSON as
+    `user_rule`); in force instead of the file's policy once `stored_rules` has `policy`."""
+
+    __tablename__ = "policy_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    position: int = Field(unique=True)
+    rule: str
+    mode: str = Field(default="enforce", max_length=16)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class StoredRulesRecord(SQLModel, table=True):
+    """Whose rules the database holds in place of the rules file's: a user's address, or
+    `policy` (never an address) for the organisation policy. A row with no rules beside it
+    means "replaced by nothing", so an emptied list does not bring the file's rules back."""
+
+    __tablename__ = "stored_rules"
+
+    owner: str = Field(primary_key=True, max_length=512)
+    rule_count: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: str = Field(default="", max_length=512)
+
+
+class RulesChangeRecord(SQLModel, table=True):
+    """Audit trail: who replaced (or handed back to the file) whose rules, and when.
+
+    `rules` is the new list as JSON in the rules-file format ("[]" when handed back)."""
+
+    __tablename__ = "rules_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    by: str = Field(default="", max_length=512)
+    owner: str = Field(max_length=512, index=True)
+    change: str = Field(max_length=16)  # replaced | restored (the file's rules again)
+    rule_count: int = 0
+    rules: str = Field(default="[]")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, time
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from sluice.core.db import init_schema, insert_ignoring_conflicts, make_engine
@@ -21,7 +21,7 @@ from sluice.core.errors import ConfigError
 from sluice.core.mail import Mail
 from sluice.core.post import Post
 from sluice.core.settings import Settings
-from sluice.core.tables import UserRuleRecord, utcnow
+from sluice.core.tables import utcnow
 from sluice.core.tables_router import DigestItem, SenderNote
 from sluice.gateway.auth import Authenticator, load_users
 from sluice.gateway.handler import GatewayHandler
@@ -37,7 +37,7 @@ from sluice.router.follow import follow_threads
 from sluice.router.notes import build_sender_note
 from sluice.router.outbox import OutboxWorker
 from sluice.router.rules import RuleSet
-from sluice.router.rulesdb import load_user_rules
+from sluice.router.rulesdb import load_stored_rules, stored_rules_version
 from sluice.space.follow import ThreadOrigin, thread_origin
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ class Gateway:
         self.engine = make_engine(settings)
         init_schema(self.engine)
         with Session(self.engine) as session:
-            # Users' rules edited through the API (stored) replace theirs from the file.
-            self.rules = load_user_rules(session, load_ruleset(settings))
+            # Rules edited through the API (stored: users' and the policy) replace the file's.
+            self.rules = load_stored_rules(session, load_ruleset(settings))
         #: Without a given hook the rules are the production ones: stored user rules changed
         #: in the web app are picked up within rules_reload_seconds (`_reload_rules`).
         self._reloads = hook is None
@@ -162,15 +162,13 @@ class Gateway:
             return thread_origin(conn, references, recipients)
 
     def _user_rules_version(self) -> tuple[object, ...]:
-        """Changes whenever stored user rules are saved (rows replaced get a new time)."""
+        """Changes whenever stored rules (users' or the policy) are saved."""
         with Session(self.engine) as session:
-            return tuple(session.exec(select(
-                func.count(), func.max(col(UserRuleRecord.updated_at)),
-                func.max(col(UserRuleRecord.id)))).one())
+            return stored_rules_version(session)
 
     def _load_rules(self) -> RuleSet:
         with Session(self.engine) as session:
-            return load_user_rules(session, load_ruleset(self.settings))
+            return load_stored_rules(session, load_ruleset(self.settings))
 
     async def reload_rules(self) -> bool:
         """Reload the stored user rules if they changed; True when the routing changed."""

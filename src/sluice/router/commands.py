@@ -1,10 +1,17 @@
-"""`sluice rules check` and `sluice rules init`: the rules file on the command line."""
+"""`sluice rules check`, `init` and `export`: the rules file on the command line."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from sqlmodel import Session
+
+from sluice.core.db import init_schema, make_engine
+from sluice.core.settings import load_settings
+from sluice.router.rulesdb import load_stored_rules
+from sluice.router.rulesexport import ruleset_yaml
 from sluice.router.rulesfile import RulesError, audit_warnings, is_domain, load_rules
 from sluice.router.starter import starter_rules
 
@@ -30,6 +37,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     init.add_argument("--domain", action="append", dest="domains", metavar="DOMAIN",
                       help="an internal domain, repeatable (default example.com)")
     init.set_defaults(func=run_init)
+    export = commands.add_parser(
+        "export", help="print the rules in force (file + database) as a rules file",
+        description="The rules file's domains and destinations with the policy and users' "
+        "rules as stored in the database (edited in the web app), as YAML on stdout: "
+        "`sluice rules export > rules.yaml` to keep them in git.")
+    export.add_argument("--rules", type=Path, metavar="FILE",
+                        help="the rules file (default: rules_file of the settings)")
+    export.add_argument("--config", type=Path)
+    export.add_argument("--data-dir", type=Path)
+    export.add_argument("--database-url")
+    export.set_defaults(func=run_export)
     return commands
 
 
@@ -60,4 +78,27 @@ def run_init(args: argparse.Namespace) -> int:
         print(f"{args.file}: exists; not overwritten")
         return 1
     print(f"{args.file}: written; the policy is in audit mode (docs/rules.md)")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, data_dir=args.data_dir,
+                             database_url=args.database_url, rules_file=args.rules)
+    if settings.rules_file is None:
+        print("sluice rules export: no rules file (--rules FILE or rules_file in the "
+              "settings): it holds the internal domains and destinations", file=sys.stderr)
+        return 2
+    engine = make_engine(settings)
+    try:
+        init_schema(engine)
+        with Session(engine) as session:
+            rules = load_stored_rules(session, load_rules(settings.rules_file))
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    sys.stdout.write(ruleset_yaml(rules, "Sluice rules in force: the rules file with the "
+                                         "policy and users' rules stored in the database."))
     return 0

@@ -39,9 +39,9 @@ def _settings(request: Request) -> Settings | None:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def _base(request: Request) -> RuleSet:
+def _base(request: Request, engine: Any) -> RuleSet:
     try:
-        return myrules.base_rules(_settings(request))
+        return myrules.base_rules(engine, _settings(request))
     except RulesError as exc:
         raise HTTPException(503, {"problems": exc.problems,
                                   "hint": "the rules file has problems; tell an admin"}) from exc
@@ -69,7 +69,7 @@ def me(request: Request, viewer: ViewerDep) -> dict[str, Any]:
 def get_rules(request: Request, engine: EngineDep, viewer: ViewerDep) -> dict[str, Any]:
     """Your own rules as the gateway applies them, and what each would have decided of your
     last 30 days' recorded mail."""
-    base = _base(request)
+    base = _base(request, engine)
     rules = _current(engine, request, viewer)
     return _rules_json(engine, base, viewer, rules)
 
@@ -92,7 +92,7 @@ def _checked(body: RulesBody, base: RuleSet, viewer: Viewer) -> tuple[Rule, ...]
 def put_rules(body: RulesBody, request: Request, engine: EngineDep,
               viewer: ViewerDep) -> dict[str, Any]:
     """Replace your own rules; checked exactly like the rules file (422 lists problems)."""
-    base = _base(request)
+    base = _base(request, engine)
     rules = _checked(body, base, viewer)
     myrules.save_rules(engine, viewer.email, rules)
     return _rules_json(engine, base, viewer, rules)
@@ -102,7 +102,7 @@ def put_rules(body: RulesBody, request: Request, engine: EngineDep,
 def preview_rules(body: RulesBody, request: Request, engine: EngineDep,
                   viewer: ViewerDep) -> dict[str, Any]:
     """What these rules would have decided of your recorded mail, without saving them."""
-    base = _base(request)
+    base = _base(request, engine)
     return _rules_json(engine, base, viewer, _checked(body, base, viewer))
 
 
@@ -111,7 +111,7 @@ def _rules_page(request: Request, engine: Any, viewer: Viewer, *, text: str | No
                 saved: bool = False, status_code: int = 200) -> HTMLResponse:
     settings = _settings(request)
     try:
-        base = myrules.base_rules(settings)
+        base = myrules.base_rules(engine, settings)
         if rules is None and not problems:
             rules = myrules.current_rules(engine, settings, viewer.email)
     except RulesError as exc:
@@ -135,7 +135,7 @@ def rules_form(request: Request, engine: EngineDep, viewer: PageViewerDep,
                rules_yaml: Annotated[str, Form()] = "",
                intent: Annotated[str, Form()] = "save") -> Response:
     try:
-        base = myrules.base_rules(_settings(request))
+        base = myrules.base_rules(engine, _settings(request))
         rules = myrules.check_rules_yaml(rules_yaml, base, viewer.email)
     except RulesError as exc:
         return _rules_page(request, engine, viewer, text=rules_yaml, problems=exc.problems,
