@@ -184,9 +184,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--no-classify", action="store_true",
                         help="no classifier: rules on category never match")
     parser.add_argument("--model", type=Path, metavar="MODEL")
-    parser.add_argument("--jobs", type=int, default=0, metavar="N",
-                        help="worker processes that parse and classify (default: one per "
-                        "CPU; 1: none, all in this process)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="worker processes that parse and classify (default 1: all in "
+                        "this process; 0: one per CPU). Only worth it on idle cores: on the "
+                        "2 shared cores measured, 2 workers were slower (docs/performance.md)")
     parser.add_argument("--flush-every", type=int, default=500, metavar="N",
                         help="messages per state commit (the work a hard kill loses)")
     parser.add_argument("--config", type=Path)
