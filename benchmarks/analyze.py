@@ -8,9 +8,10 @@ Run on demand (this is not a test; Dovecot needs root, as in the tests):
 A maildir of N messages is generated from the corpus (enron_inboxes, cycled, each copy with
 its own Message-ID so none is skipped as a duplicate). Each measurement runs in its own child
 process; peak memory is that child's VmHWM (plus the largest worker's peak with --jobs > 1).
-The baseline, measured in the same run on the same mailbox, is the raw read: the same reader walking every message without
-parsing, classifying or counting. Targets (issue 6): >= 1,000 msg/s from a maildir, >= 300
-msg/s from a local Dovecot, and peak memory that does not grow with the mailbox.
+The baseline, measured in the same run on the same mailbox, is the raw read: the same
+reader walking every message without parsing, classifying or counting. Targets (issue 6):
+>= 1,000 msg/s from a maildir, >= 300 msg/s from a local Dovecot, and peak memory that does
+not grow with the mailbox.
 """
 
 from __future__ import annotations
