@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -25,7 +26,8 @@ from sluice.space.ingest import attachment_path, channel_path, post_path
 
 router = APIRouter(tags=["posts"])
 
-NOT_FOUND = {404: {"description": "no such post, or one you may not see"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such post, or one you may not see"}}
 #: The post page may show remote images, but only after the reader clicked to load them
 #: (the sanitised body carries them as data-remote-src, without src).
 POST_PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
