@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import random
 import re
+import shutil
 import statistics
 import tempfile
 import threading
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         engine.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
     baseline = statistics.median(results["baseline /healthz"])
     print(f"\n{'request':30} {'p50 ms':>8} {'p95 ms':>8} {'p50/base':>9}  p95 < "
           f"{TARGET_P95_MS:.0f} ms")
