@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -189,14 +189,17 @@ def with_policy(rules: RuleSet, policy: Sequence[Rule], source: str = SOURCE) ->
     (names, destinations, conflicts within the policy and with every user's rules)."""
     problems = [f"{source}: rule '{rule.name}': unknown destination '{rule.to}'"
                 for rule in policy if rule.posts and rule.to not in rules.destinations]
-    merged = RuleSet(rules.internal_domains, rules.destinations, tuple(policy), rules.users)
+    # Problems are located in the new policy (`source`), not at a line of the rules file.
+    users = {user: tuple(replace(rule, line=0) for rule in user_rules)
+             for user, user_rules in rules.users.items()}
+    merged = RuleSet(rules.internal_domains, rules.destinations, tuple(policy), users)
     try:
-        checked = with_user_rules(merged, {}, source)
+        with_user_rules(merged, {}, source)
     except RulesError as exc:
         problems += exc.problems
     if problems:
         raise RulesError(problems)
-    return checked
+    return RuleSet(rules.internal_domains, rules.destinations, tuple(policy), rules.users)
 
 
 def policy_in_force(session: Session, file_rules: RuleSet) -> RuleSet:
