@@ -13,13 +13,15 @@ from email.policy import compat32
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
+from sluice.api.app import create_app
+from sluice.api.people import ensure_user, issue_token
 from sluice.core.db import make_engine
 from sluice.core.tables_space import Comment, SpacePost
-from sluice.space import mailback, posts
-from sluice.space.viewer import Viewer
+from sluice.space import mailback
 from tests.servers import GatewayThread, SinkMessage, SmtpSink, gateway_settings
 
 RULES = """\
@@ -91,16 +93,15 @@ def test_comment_goes_out_as_a_reply_and_the_reply_comes_back(tmp_path: Path,
         engine = make_engine(settings)
         post = wait_until(lambda: the_post(engine))
 
-        # Alice comments in the space; bob and carol still use mail for this thread.
-        alice = Viewer("alice@example.com", name="Alice")
-        comment = posts.add_comment(engine, alice, post.id, "Price on page 2 looks too low.")
-        with engine.begin() as conn:
-            sent_to = mailback.queue_comment_mail(
-                conn, post_id=post.id, comment_id=comment.id, author=alice.email,
-                author_name=alice.name, text="Price on page 2 looks too low.",
-                link=f"http://sluice.test/space/offers/{post.id}", hostname="gw.test",
-                internal=internal)
-        assert sent_to == ("bob@example.com", "carol@example.com")
+        # Alice comments in the space (REST API); bob and carol still use mail for it.
+        ensure_user(engine, "alice@example.com", name="Alice")
+        ensure_user(engine, "dave@example.com", name="Dave")
+        web = TestClient(create_app(engine, settings))
+        alice = {"Authorization": f"Bearer {issue_token(engine, 'alice@example.com', 't')}"}
+        dave = {"Authorization": f"Bearer {issue_token(engine, 'dave@example.com', 't')}"}
+        answer = web.post(f"/api/posts/{post.id}/comments", headers=alice,
+                          json={"body": "Price on page 2 looks too low."})
+        assert answer.status_code == 201, answer.text
         gw.gateway.worker.wake()  # type: ignore[union-attr]
         reply_mail = carrying(arrived(clean_sink, 2), "In-Reply-To", "<root@example.com>")
         assert sorted(reply_mail.rcpt_tos) == ["bob@example.com", "carol@example.com"]
@@ -131,12 +132,12 @@ def test_comment_goes_out_as_a_reply_and_the_reply_comes_back(tmp_path: Path,
         with engine.connect() as conn:
             assert len(list(conn.execute(select(SpacePost)))) == 1
 
-        # "Send me this as mail": alice gets the original in her inbox after all.
-        with engine.begin() as conn:
-            assert mailback.queue_resend(conn, post_id=post.id, reader=alice.email,
-                                         link="http://sluice.test/")
-            assert mailback.queue_resend(conn, post_id=post.id, reader=alice.email,
-                                         link="http://sluice.test/")  # a double click
+        # "Send me this as mail": alice gets the original in her inbox after all; dave, who
+        # was not a recipient, cannot even tell the post exists.
+        assert web.post(f"/api/posts/{post.id}/send-to-me", headers=dave).status_code == 404
+        for _ in range(2):  # a double click sends it once
+            sent = web.post(f"/api/posts/{post.id}/send-to-me", headers=alice)
+            assert (sent.status_code, sent.json()["queued"]) == (202, True)
         gw.gateway.worker.wake()  # type: ignore[union-attr]
         resent = [m for m in arrived(clean_sink, 4) if b"X-Sluice-Resent" in m.content]
         time.sleep(1.5)  # a second copy would arrive within the worker's next rounds

@@ -11,6 +11,7 @@ import base64
 import re
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -238,7 +239,13 @@ def get_post(engine: Engine, viewer: Viewer, post_id: int) -> PostDetail:
     )
 
 
-def add_comment(engine: Engine, viewer: Viewer, post_id: int, body: str) -> CommentView:
+#: Called inside the transaction that inserts a web comment, with the comment's id: what
+#: must commit with it (the comment mailed to the thread's mail users).
+AfterComment = Callable[[Connection, int, str], None]
+
+
+def add_comment(engine: Engine, viewer: Viewer, post_id: int, body: str,
+                after: AfterComment | None = None) -> CommentView:
     """A comment written in the space: plain text, stored escaped; the author has read the
     post by writing on it."""
     text = body.replace("\r\n", "\n").strip()
@@ -259,6 +266,8 @@ def add_comment(engine: Engine, viewer: Viewer, post_id: int, body: str) -> Comm
         index_comment(conn, post_id, comment_id, body=text,
                       author=f"{viewer.name} {viewer.email}".strip())
         _set_read(conn, viewer, post_id, now)
+        if after is not None:
+            after(conn, comment_id, text)
     return CommentView(comment_id, viewer.email, viewer.name, text_to_html(text), WEB, now, ())
 
 

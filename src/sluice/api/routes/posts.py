@@ -18,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
+from sluice.api import mixed
 from sluice.api.auth import PageViewerDep, ViewerDep
 from sluice.api.deps import EngineDep
 from sluice.api.pages import render
@@ -141,14 +142,33 @@ def get_post(engine: EngineDep, viewer: ViewerDep, post_id: int) -> PostPublic:
 
 @router.post("/api/posts/{post_id}/comments", status_code=201, responses=NOT_FOUND,
              summary="Comment on a post (plain text)")
-def add_comment(engine: EngineDep, viewer: ViewerDep, post_id: int,
+def add_comment(request: Request, engine: EngineDep, viewer: ViewerDep, post_id: int,
                 comment: CommentIn) -> CommentPublic:
+    """The comment is also mailed, as a reply in the thread, to the thread's internal
+    participants who still get this mail in their inbox."""
     try:
-        return _comment(post_id, posts.add_comment(engine, viewer, post_id, comment.body))
+        return _comment(post_id, mixed.comment(engine, request.app.state.settings, viewer,
+                                               post_id, comment.body))
     except posts.NotFound as exc:
         raise _not_found(exc) from exc
     except posts.BadInput as exc:
         raise HTTPException(400, str(exc)) from exc
+
+
+class SentPublic(BaseModel):
+    post_id: int
+    queued: bool = Field(description="false when the original message is no longer stored")
+
+
+@router.post("/api/posts/{post_id}/send-to-me", status_code=202, responses=NOT_FOUND,
+             summary="Send me this as mail: the original message to the reader's inbox")
+def send_to_me(request: Request, engine: EngineDep, viewer: ViewerDep,
+               post_id: int) -> SentPublic:
+    try:
+        queued = mixed.send_to_me(engine, request.app.state.settings, viewer, post_id)
+    except posts.NotFound as exc:
+        raise _not_found(exc) from exc
+    return SentPublic(post_id=post_id, queued=queued)
 
 
 def _react(engine: EngineDep, viewer: ViewerDep, post_id: int, emoji: str,

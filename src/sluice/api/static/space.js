@@ -60,6 +60,21 @@
     });
   });
 
+  var sendButton = document.getElementById("send-to-me");
+  var sendStatus = document.getElementById("send-to-me-status");
+  if (sendButton) {
+    sendButton.addEventListener("click", function () {
+      sendButton.disabled = true;
+      call("POST", "/send-to-me").then(function (data) {
+        sendStatus.textContent = data.queued ? "On its way to your inbox." :
+          "The original message is no longer stored.";
+      }).catch(function (failure) {
+        sendStatus.textContent = failure.message;
+        sendButton.disabled = false;
+      });
+    });
+  }
+
   var form = document.getElementById("comment-form");
   var error = document.getElementById("comment-error");
   form.addEventListener("submit", function (event) {
