@@ -156,7 +156,7 @@ def test_new_policy_conflicting_with_a_users_rule_names_both(engine: Engine) -> 
     with pytest.raises(RulesError) as caught:
         with_policy(file, (clash,), "policy")
     assert caught.value.problems[0] == (
-        "policy:12: rules 'alice@example.com#1' (line 12) and 'broadcasts-to-chat' send "
+        "policy: rules 'alice@example.com#1' and 'broadcasts-to-chat' send "
         "broadcast mail for alice@example.com to two destinations, 'offering-updates' and "
         "'team-slack'")
     assert any("'bob@example.com#1'" in p for p in caught.value.problems)
