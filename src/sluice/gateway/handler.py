@@ -131,7 +131,7 @@ class GatewayHandler:
         print_ = fingerprint(mail_from, content)
         mail_envelope = MailEnvelope(mail_from, rcpts, tuple(envelope.mail_options),
                                      bool(envelope.smtp_utf8))
-        mail = _parse_safely(content, mail_envelope)
+        mail = parse_safely(content, mail_envelope)
         decision = await decide(self.hook, mail, rcpts)
         try:
             already = await self.store.delivered(print_)
@@ -142,8 +142,8 @@ class GatewayHandler:
             return refused
 
         try:
-            outbox = await self._outbox_entries(mail, decision, print_, mail_from, rcpts,
-                                                already)
+            outbox = outbox_entries(self.settings, mail, decision, print_, mail_from, rcpts,
+                                    already)
         except Exception:
             log.exception("could not prepare posts for %s; relaying unchanged", print_[:16])
             decision = RoutingDecision.deliver_all(rcpts, decision.verdict, rule=FAIL_OPEN_RULE)
@@ -181,8 +181,8 @@ class GatewayHandler:
         dsn_reply = None
         if not is_lmtp:
             dsn_reply = await self._notify_partial_failure(mail_from, content, rcpts, replies)
-        facts = self._facts(print_, mail, mail_envelope, decision, replies, already, is_lmtp,
-                            outbox)
+        facts = message_facts(self.settings, print_, mail, mail_envelope, decision, replies,
+                              already, "lmtp" if is_lmtp else "smtp", outbox)
         try:
             await self.store.record(facts)
         except StorageUnavailable:
@@ -210,31 +210,6 @@ class GatewayHandler:
         METRICS.observe_replies(result)
         return result
 
-    async def _outbox_entries(self, mail: Mail | None, decision: RoutingDecision,
-                              print_: str, mail_from: str, rcpts: tuple[str, ...],
-                              already: dict[str, str]) -> list[OutboxEntry]:
-        """One outbox entry per destination; the raw message is stored (once) first."""
-        by_destination: dict[str, list[str]] = {}
-        for r in dict.fromkeys(rcpts):
-            action = decision.for_recipient(r)
-            if action.posts and r not in already:
-                by_destination.setdefault(action.destination, []).append(r)
-        if not by_destination:
-            return []
-        if mail is None:
-            raise RuntimeError("diversion needs a parsed message")
-        blob = blob_row(mail.raw)
-        raw_sha = blob["sha256"]
-        deadline = utcnow() + timedelta(seconds=self.settings.outbox_deadline)
-        entries = []
-        for destination, recipients in by_destination.items():
-            post = build_post(mail, decision.verdict, destination=destination,
-                              fingerprint=print_, recipients=rcpts,
-                              base_url=self.settings.effective_base_url)
-            fallback = tuple(r for r in recipients if not decision.for_recipient(r).keeps_mail)
-            entries.append(OutboxEntry(post, raw_sha, fallback, mail_from, deadline, blob))
-        return entries
-
     async def _notify_partial_failure(self, mail_from: str, content: bytes,
                                       rcpts: tuple[str, ...],
                                       replies: dict[str, Reply]) -> Reply | None:
@@ -253,66 +228,94 @@ class GatewayHandler:
             return ACCEPTED  # a DSN the sender's side refuses is dropped, as MTAs do
         return Reply(451, "4.3.0 Could not report refused recipients, try again later")
 
-    def _facts(self, print_: str, mail: Mail | None, envelope: MailEnvelope,
-               decision: RoutingDecision, replies: dict[str, Reply], already: dict[str, str],
-               lmtp: bool, outbox: list[OutboxEntry]) -> MessageFacts:
-        outcomes = []
-        for r in dict.fromkeys(envelope.rcpt_tos):
-            action = decision.for_recipient(r)
-            reply = replies[r]
-            if r in already:
-                status = "duplicate"
-            elif not action.keeps_mail:
-                status = "diverted"
-            else:
-                status = ("delivered" if reply.ok else "deferred" if reply.temporary
-                          else "rejected")
-            outcomes.append(OutcomeRow(r, action.action, status, str(reply), action.rule,
-                                       action.destination, action.mode))
-        delivered = tuple((o.recipient, o.reply) for o in outcomes
-                          if o.status in ("delivered", "diverted"))
-        verdict = decision.verdict
-        message: dict[str, Any] = {
-            "fingerprint": print_,
-            "source": "lmtp" if lmtp else "smtp",
-            "mail_from": envelope.mail_from,
-            "rcpt_count": len(envelope.rcpt_tos),
-            "size": len(mail.raw) if mail else 0,
-            "category": verdict.category if verdict else None,
-            "confidence": verdict.confidence if verdict else None,
-            "reasons": "\n".join(verdict.reasons) if verdict else None,
-            "model_version": verdict.model_version if verdict else None,
-        }
-        if mail is not None:
-            message.update(
-                message_id=mail.message_id[:998],
-                header_from=mail.from_addr[:512],
-                subject=None if self.settings.header_only else mail.subject,
-                to_count=len(mail.to),
-                cc_count=len(mail.cc),
-                attachment_count=len(mail.attachments),
-                attachment_bytes=sum(a.size for a in mail.attachments),
-                in_reply_to=mail.thread.in_reply_to[:998],
-                references=" ".join(mail.thread.references),
-                thread_subject=_thread_key(mail.thread.normalized_subject,
-                                           hashed=self.settings.header_only),
-                reply_depth=mail.thread.reply_depth,
-                defects=",".join(mail.defects),
-            )
-        digest = tuple(
-            {"user": o.recipient, "fingerprint": print_, "destination": o.destination,
-             "subject": (mail.subject if mail else "") or "(no subject)",
-             "sender": (mail.from_addr if mail else "") or envelope.mail_from,
-             "url": f"{self.settings.effective_base_url.rstrip('/')}/m/{print_}",
-             "created_at": utcnow()}
-            for o in outcomes if o.action == DIGEST and o.mode == ENFORCE
-            and o.status == "diverted")
-        return MessageFacts(message=message, outcomes=tuple(outcomes), delivered=delivered,
-                            outbox=tuple(entry.row() for entry in outbox), digest=digest,
-                            blobs=tuple({e.blob["sha256"]: e.blob for e in outbox}.values()))
+def outbox_entries(settings: Settings, mail: Mail | None, decision: RoutingDecision,
+                   print_: str, mail_from: str, rcpts: tuple[str, ...],
+                   already: dict[str, str]) -> list[OutboxEntry]:
+    """One outbox entry per destination; the raw message is stored (once) first."""
+    by_destination: dict[str, list[str]] = {}
+    for r in dict.fromkeys(rcpts):
+        action = decision.for_recipient(r)
+        if action.posts and r not in already:
+            by_destination.setdefault(action.destination, []).append(r)
+    if not by_destination:
+        return []
+    if mail is None:
+        raise RuntimeError("diversion needs a parsed message")
+    blob = blob_row(mail.raw)
+    raw_sha = blob["sha256"]
+    deadline = utcnow() + timedelta(seconds=settings.outbox_deadline)
+    entries = []
+    for destination, recipients in by_destination.items():
+        post = build_post(mail, decision.verdict, destination=destination,
+                          fingerprint=print_, recipients=rcpts,
+                          base_url=settings.effective_base_url)
+        fallback = tuple(r for r in recipients if not decision.for_recipient(r).keeps_mail)
+        entries.append(OutboxEntry(post, raw_sha, fallback, mail_from, deadline, blob))
+    return entries
+
+def message_facts(settings: Settings, print_: str, mail: Mail | None, envelope: MailEnvelope,
+                  decision: RoutingDecision, replies: dict[str, Reply],
+                  already: dict[str, str], source: str,
+                  outbox: list[OutboxEntry]) -> MessageFacts:
+    """Facts, outcomes, ledger rows, outbox jobs and digest items of one message, as
+    recorded in one commit; `source` names where it came from (smtp, lmtp, imap)."""
+    outcomes = []
+    for r in dict.fromkeys(envelope.rcpt_tos):
+        action = decision.for_recipient(r)
+        reply = replies[r]
+        if r in already:
+            status = "duplicate"
+        elif not action.keeps_mail:
+            status = "diverted"
+        else:
+            status = ("delivered" if reply.ok else "deferred" if reply.temporary
+                      else "rejected")
+        outcomes.append(OutcomeRow(r, action.action, status, str(reply), action.rule,
+                                   action.destination, action.mode))
+    delivered = tuple((o.recipient, o.reply) for o in outcomes
+                      if o.status in ("delivered", "diverted"))
+    verdict = decision.verdict
+    message: dict[str, Any] = {
+        "fingerprint": print_,
+        "source": source,
+        "mail_from": envelope.mail_from,
+        "rcpt_count": len(envelope.rcpt_tos),
+        "size": len(mail.raw) if mail else 0,
+        "category": verdict.category if verdict else None,
+        "confidence": verdict.confidence if verdict else None,
+        "reasons": "\n".join(verdict.reasons) if verdict else None,
+        "model_version": verdict.model_version if verdict else None,
+    }
+    if mail is not None:
+        message.update(
+            message_id=mail.message_id[:998],
+            header_from=mail.from_addr[:512],
+            subject=None if settings.header_only else mail.subject,
+            to_count=len(mail.to),
+            cc_count=len(mail.cc),
+            attachment_count=len(mail.attachments),
+            attachment_bytes=sum(a.size for a in mail.attachments),
+            in_reply_to=mail.thread.in_reply_to[:998],
+            references=" ".join(mail.thread.references),
+            thread_subject=_thread_key(mail.thread.normalized_subject,
+                                       hashed=settings.header_only),
+            reply_depth=mail.thread.reply_depth,
+            defects=",".join(mail.defects),
+        )
+    digest = tuple(
+        {"user": o.recipient, "fingerprint": print_, "destination": o.destination,
+         "subject": (mail.subject if mail else "") or "(no subject)",
+         "sender": (mail.from_addr if mail else "") or envelope.mail_from,
+         "url": f"{settings.effective_base_url.rstrip('/')}/m/{print_}",
+         "created_at": utcnow()}
+        for o in outcomes if o.action == DIGEST and o.mode == ENFORCE
+        and o.status == "diverted")
+    return MessageFacts(message=message, outcomes=tuple(outcomes), delivered=delivered,
+                        outbox=tuple(entry.row() for entry in outbox), digest=digest,
+                        blobs=tuple({e.blob["sha256"]: e.blob for e in outbox}.values()))
 
 
-def _parse_safely(content: bytes, envelope: MailEnvelope) -> Mail | None:
+def parse_safely(content: bytes, envelope: MailEnvelope) -> Mail | None:
     try:
         return parse(content, envelope)
     except Exception:

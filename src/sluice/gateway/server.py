@@ -35,7 +35,7 @@ from sluice.router.destinations import make_destination
 from sluice.router.digest import DigestEntry, build_digest, next_digest_time
 from sluice.router.follow import follow_threads
 from sluice.router.notes import build_sender_note
-from sluice.router.outbox import OutboxWorker
+from sluice.router.outbox import FallbackSender, OutboxWorker
 from sluice.router.rules import RuleSet
 from sluice.router.rulesdb import load_stored_rules, stored_rules_version
 from sluice.space.follow import ThreadOrigin, thread_origin
@@ -102,8 +102,11 @@ def _tls_context(cert: Path, key: Path) -> ssl.SSLContext:
 class Gateway:
     """The running gateway: listeners, the store's writer thread and the relay pool."""
 
-    def __init__(self, settings: Settings, hook: PipelineHook | None = None) -> None:
-        """`hook` None: classify and apply the rules file (the production pipeline)."""
+    def __init__(self, settings: Settings, hook: PipelineHook | None = None,
+                 fallback: FallbackSender | None = None) -> None:
+        """`hook` None: classify and apply the rules file (the production pipeline).
+        `fallback` None: mail that the outbox gives up on is delivered by the deliverer
+        (`sluice watch` puts it back into the watched mailbox instead)."""
         self.settings = settings
         self.specs = [parse_listen(item) for item in settings.listen]
         self.engine = make_engine(settings)
@@ -124,8 +127,8 @@ class Gateway:
             name: make_destination(name, spec.kind, spec.options, self.engine)
             for name, spec in self.rules.destinations.items()
         }
-        self.worker = OutboxWorker(self.engine, self.blobs, self.destinations, self._fall_back,
-                                   on_published=self._note_sender)
+        self.worker = OutboxWorker(self.engine, self.blobs, self.destinations,
+                                   fallback or self._fall_back, on_published=self._note_sender)
         self._stopping = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
         self._digest_task: asyncio.Task[None] | None = None
