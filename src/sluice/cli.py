@@ -22,11 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     from sluice.classifier import commands as classifier_commands
     from sluice.demo import commands as demo_commands
     from sluice.gateway import commands as gateway_commands
+    from sluice.gateway import watch as gateway_watch
     from sluice.reports import commands as reports_commands
     from sluice.reports import report_command
     from sluice.router import commands as router_commands
 
-    for package in (gateway_commands, serve, classifier_commands):
+    for package in (gateway_commands, gateway_watch, serve, classifier_commands):
         package.register(commands)
     simulate_command.register_rules_test(router_commands.register(commands))
     for package in (reports_commands, report_command, analyze_command, demo_commands):

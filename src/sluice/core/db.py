@@ -22,6 +22,7 @@ from sluice.core import (  # noqa: F401  (registers the tables)
     tables_people,
     tables_router,
     tables_space,
+    tables_watch,
 )
 from sluice.core.errors import ConfigError
 from sluice.core.settings import Settings

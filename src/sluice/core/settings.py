@@ -24,6 +24,10 @@ MiB = 1024 * 1024
 MIN_RECIPIENT_LIMIT = 100
 #: SQLite synchronous levels that make a committed transaction survive power loss.
 DURABLE_SQLITE_SYNC = ("FULL", "EXTRA")
+#: `sluice watch` renews its IMAP IDLE this often by default; RFC 2177 servers may drop an
+#: IDLE after 30 minutes, so a renewal interval must stay under IDLE_LIMIT_SECONDS.
+IDLE_RENEW_SECONDS = 25 * 60.0
+IDLE_LIMIT_SECONDS = 29 * 60.0
 
 
 def _split_list(value: Any) -> Any:
@@ -95,6 +99,14 @@ class Settings(BaseSettings):
     worker: bool = True
     #: When the daily digests go out (HH:MM, UTC).
     digest_time: str = "07:00"
+
+    # `sluice watch` (IMAP IDLE): each IDLE is ended and renewed after watch_idle_seconds.
+    watch_idle_seconds: float = Field(default=IDLE_RENEW_SECONDS, gt=0, lt=IDLE_LIMIT_SECONDS)
+    #: Longest single wait for the server inside IDLE: bounds how long a stop takes.
+    watch_poll_seconds: float = Field(default=1.0, gt=0)
+    #: Reconnect after a drop: first wait, doubled per failed attempt up to the maximum.
+    watch_reconnect_seconds: float = Field(default=1.0, gt=0)
+    watch_reconnect_max_seconds: float = Field(default=300.0, gt=0)
 
     # Web app.
     web_listen: str = "127.0.0.1:8025"
