@@ -19,6 +19,7 @@ from sluice.router.blobs import BlobStore, blob_row
 from sluice.router.destinations import Published, SpaceDestination
 from sluice.router.outbox import OutboxEntry, OutboxWorker
 from sluice.router.post import build_post
+from sluice.space.ingest import Prepared
 
 SENDER = "pat@example.com"
 
@@ -26,10 +27,10 @@ SENDER = "pat@example.com"
 class FlakySpace(SpaceDestination):
     """The shared space, except that posts whose subject says so fail."""
 
-    def publish_in(self, conn: Connection, post: Post, raw_sha256: str) -> Published:
-        if "broken" in post.subject:
+    def publish_prepared(self, conn: Connection, prepared: Prepared) -> Published:
+        if "broken" in prepared.post.subject:
             raise RuntimeError("cannot publish this one")
-        return super().publish_in(conn, post, raw_sha256)
+        return super().publish_prepared(conn, prepared)
 
 
 def queue(engine: Engine, subjects: list[str], first: int = 0) -> None:

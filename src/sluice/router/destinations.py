@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 
 from sluice.core.errors import ConfigError
 from sluice.core.post import Post
-from sluice.space.ingest import ingest, post_path
+from sluice.space.ingest import Prepared, ingest_prepared, load_raw, post_path, prepare
 
 #: A destination that does not answer within this many seconds has failed this attempt.
 PUBLISH_TIMEOUT = 20.0
@@ -201,7 +201,16 @@ class SpaceDestination:
         """Ingest the message within the caller's transaction (the outbox finishes its job in
         the same one), so a post and its job's completion commit together. A reply to a
         thread of the channel becomes a comment on it; the link then points at the thread."""
-        done = ingest(conn, self.channel, post, raw_sha256)
+        return self.publish_prepared(conn, self.prepare_in(conn, post, raw_sha256))
+
+    def prepare_in(self, conn: Connection, post: Post, raw_sha256: str) -> Prepared:
+        """The work that writes nothing (read the blob, parse, sanitise): a batch does it for
+        every job before its first write."""
+        return prepare(post, load_raw(conn, post, raw_sha256), raw_sha256)
+
+    def publish_prepared(self, conn: Connection, prepared: Prepared) -> Published:
+        post = prepared.post
+        done = ingest_prepared(conn, self.channel, prepared)
         base = post.url.rsplit("/m/", 1)[0]
         anchor = f"#comment-{done.comment_id}" if done.comment_id else ""
         return Published(link=f"{base}{post_path(done.channel, done.post_id)}{anchor}")

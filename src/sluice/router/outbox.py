@@ -159,14 +159,20 @@ class OutboxWorker:
 
     def _publish_batch(self, session: Session, jobs: list[OutboxJob],
                        now: datetime) -> list[tuple[OutboxJob, Post]]:
+        """First the work that writes nothing (parse, sanitise) for every job, then the
+        writes: on SQLite the batch holds the one write lock only while it writes."""
         conn = session.connection()
-        published: list[tuple[OutboxJob, Post]] = []
+        work = []
         for job in jobs:
             destination = self.destinations.get(job.destination)
             if not isinstance(destination, LocalDestination) or now >= _aware(job.deadline_at):
                 continue
             post = post_from_json(job.post_json)
-            result = destination.publish_in(conn, post, job.raw_sha256)
+            work.append((job, destination, post,
+                         destination.prepare_in(conn, post, job.raw_sha256)))
+        published: list[tuple[OutboxJob, Post]] = []
+        for job, destination, post, prepared in work:
+            result = destination.publish_prepared(conn, prepared)
             conn.execute(update(OutboxJob).where(col(OutboxJob.id) == job.id).values(
                 state=DONE, link=result.link, done_at=now, claimed_until=None,
                 attempts=job.attempts + 1))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,7 +76,11 @@ def post_path(channel: str, post_id: int) -> str:
 
 
 def attachment_path(post_id: int, sha256: str) -> str:
-    return f"/api/posts/{post_id}/attachments/{sha256}"
+    return _attachment_url(str(post_id), sha256)
+
+
+def _attachment_url(post: str, sha256: str) -> str:
+    return f"/api/posts/{post}/attachments/{sha256}"
 
 
 def content_key(mail: Mail) -> str:
@@ -102,26 +107,62 @@ def audience(mail: Mail, post: Post) -> dict[str, str]:
     return {a: role for a, role in found.items() if a}
 
 
-def ingest(conn: Connection, channel: str, post: Post, raw_sha256: str) -> Ingested:
-    ensure_channel(conn, channel)
-    known = _already_ingested(conn, channel, post.fingerprint)
-    if known is not None:
-        return known
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything about a message that needs no database: worked out before the transaction
+    that writes it, so a batch holds the (SQLite: single) write lock only for its writes."""
+
+    post: Post
+    raw_sha256: str
+    mail: Mail
+    who: dict[str, str]
+    key: str
+    parts: MessageParts
+    #: Sanitised body with `token` where the post's id goes (cid: image URLs).
+    body_html: str
+    token: str
+
+
+def load_raw(conn: Connection, post: Post, raw_sha256: str) -> bytes:
     raw = conn.execute(select(col(Blob.data)).where(col(Blob.sha256) == raw_sha256)).scalar()
     if raw is None:
         raise MissingBlob(f"no blob {raw_sha256} for {post.key}")
-    mail = parse(bytes(raw))
-    who = audience(mail, post)
-    key = content_key(mail)
-    copy = _same_message(conn, channel, mail, key)
+    return bytes(raw)
+
+
+def prepare(post: Post, raw: bytes, raw_sha256: str) -> Prepared:
+    """Parse, sanitise and take apart the message (pure)."""
+    mail = parse(raw)
+    parts = message_parts(mail)
+    token = f"sluice-post-{secrets.token_hex(8)}"
+    cids = {image.content_id: _attachment_url(token, hashlib.sha256(image.data).hexdigest())
+            for image in parts.inline_images if image.content_type in INLINE_IMAGE_TYPES}
+    body_html = (sanitize_html(mail.html, cid_resolver(cids), f"/api/posts/{token}/")
+                 if mail.html.strip() else text_to_html(mail.text[:MAX_BODY_CHARS]))
+    return Prepared(post, raw_sha256, mail, audience(mail, post), content_key(mail), parts,
+                    body_html, token)
+
+
+def ingest(conn: Connection, channel: str, post: Post, raw_sha256: str) -> Ingested:
+    return ingest_prepared(conn, channel, prepare(post, load_raw(conn, post, raw_sha256),
+                                                  raw_sha256))
+
+
+def ingest_prepared(conn: Connection, channel: str, prepared: Prepared) -> Ingested:
+    post, mail, who = prepared.post, prepared.mail, prepared.who
+    known = _already_ingested(conn, channel, post.fingerprint)
+    if known is not None:
+        return known
+    ensure_channel(conn, channel)
+    copy = _same_message(conn, channel, mail, prepared.key)
     if copy is not None:  # the same mail in another SMTP transaction: more recipients
         _add_recipients(conn, copy.post_id, who)
         return copy
     target = _thread_target(conn, channel, mail, post.received_at)
     if target is not None and who.keys() <= _participants(conn, _id(target.id)):
-        return _add_comment(conn, target, mail, post)
+        return _add_comment(conn, target, mail, post, prepared.parts)
     thread_id = target.thread_id if target is not None else None
-    return _add_post(conn, channel, mail, post, raw_sha256, key, who, thread_id)
+    return _add_post(conn, channel, prepared, thread_id)
 
 
 def _already_ingested(conn: Connection, channel: str, fingerprint: str) -> Ingested | None:
@@ -130,32 +171,33 @@ def _already_ingested(conn: Connection, channel: str, fingerprint: str) -> Inges
         col(SpacePost.fingerprint) == fingerprint)).scalar()
     if post_id is not None:
         return Ingested(int(post_id), channel, created=False)
-    row = conn.execute(
-        select(col(Comment.id), col(Comment.post_id))
-        .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
-        .where(col(Comment.fingerprint) == fingerprint,
-               col(SpacePost.channel) == channel)).first()
-    if row is not None:
-        return Ingested(int(row.post_id), channel, int(row.id), created=False)
+    # Looked up by the (selective) fingerprint alone, the channel checked on the few rows:
+    # with the channel in the WHERE clause SQLite walks the channel's posts instead.
+    for row in conn.execute(
+            select(col(Comment.id), col(Comment.post_id), col(SpacePost.channel))
+            .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
+            .where(col(Comment.fingerprint) == fingerprint)):
+        if row.channel == channel:
+            return Ingested(int(row.post_id), channel, int(row.id), created=False)
     return None
 
 
 def _same_message(conn: Connection, channel: str, mail: Mail, key: str) -> Ingested | None:
     if not mail.message_id:
         return None
-    post_id = conn.execute(select(col(SpacePost.id)).where(
-        col(SpacePost.channel) == channel, col(SpacePost.message_id) == mail.message_id,
-        col(SpacePost.content_key) == key)).scalar()
-    if post_id is not None:
-        return Ingested(int(post_id), channel, created=False)
-    row = conn.execute(
-        select(col(Comment.id), col(Comment.post_id))
-        .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
-        .where(col(Comment.message_id) == mail.message_id,
-               col(Comment.author) == mail.from_addr,
-               col(SpacePost.channel) == channel)).first()
-    if row is not None:
-        return Ingested(int(row.post_id), channel, int(row.id), created=False)
+    # By Message-ID alone (indexed, selective); channel and content checked on the rows.
+    for post_row in conn.execute(
+            select(col(SpacePost.id), col(SpacePost.channel), col(SpacePost.content_key))
+            .where(col(SpacePost.message_id) == mail.message_id)):
+        if post_row.channel == channel and post_row.content_key == key:
+            return Ingested(int(post_row.id), channel, created=False)
+    for row in conn.execute(
+            select(col(Comment.id), col(Comment.post_id), col(Comment.author),
+                   col(SpacePost.channel))
+            .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
+            .where(col(Comment.message_id) == mail.message_id)):
+        if row.channel == channel and row.author == mail.from_addr:
+            return Ingested(int(row.post_id), channel, int(row.id), created=False)
     return None
 
 
@@ -165,13 +207,14 @@ def _thread_target(conn: Connection, channel: str, mail: Mail,
     wanted = [mail.thread.in_reply_to, *reversed(mail.thread.references)]
     wanted = [m for m in dict.fromkeys(wanted) if m and m != mail.message_id]
     if wanted:
+        # By Message-ID (indexed); the channel is checked on the rows found.
         by_post = {row.message_id: row.id for row in conn.execute(
-            select(col(SpacePost.id), col(SpacePost.message_id)).where(
-                col(SpacePost.channel) == channel, col(SpacePost.message_id).in_(wanted)))}
+            select(col(SpacePost.id), col(SpacePost.message_id), col(SpacePost.channel))
+            .where(col(SpacePost.message_id).in_(wanted))) if row.channel == channel}
         by_comment = {row.message_id: row.post_id for row in conn.execute(
-            select(col(Comment.post_id), col(Comment.message_id))
+            select(col(Comment.post_id), col(Comment.message_id), col(SpacePost.channel))
             .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
-            .where(col(SpacePost.channel) == channel, col(Comment.message_id).in_(wanted)))}
+            .where(col(Comment.message_id).in_(wanted))) if row.channel == channel}
         for message_id in wanted:
             post_id = by_post.get(message_id) or by_comment.get(message_id)
             if post_id is not None:
@@ -228,7 +271,8 @@ def _attachment_rows(conn: Connection, post_id: int, comment_id: int | None, mai
         conn.execute(PostAttachment.__table__.insert(), rows)  # type: ignore[attr-defined]
 
 
-def _add_comment(conn: Connection, target: Row[Any], mail: Mail, post: Post) -> Ingested:
+def _add_comment(conn: Connection, target: Row[Any], mail: Mail, post: Post,
+                 parts: MessageParts) -> Ingested:
     body = reply_text(mail.text)[:MAX_BODY_CHARS]
     table = Comment.__table__  # type: ignore[attr-defined]
     insert_ignoring_conflicts(conn, table, [{
@@ -239,7 +283,6 @@ def _add_comment(conn: Connection, target: Row[Any], mail: Mail, post: Post) -> 
     comment_id = _id(conn.execute(select(col(Comment.id)).where(
         col(Comment.post_id) == target.id,
         col(Comment.fingerprint) == post.fingerprint)).scalar_one())
-    parts = message_parts(mail)
     _store_blobs(conn, parts.attachments, post.received_at)
     _attachment_rows(conn, target.id, comment_id, mail, parts)
     conn.execute(update(SpacePost).where(col(SpacePost.id) == target.id).values(
@@ -254,14 +297,15 @@ def _who(mail: Mail, post: Post) -> str:
     return f"{mail.from_name} {mail.from_addr or post.sender}".strip()
 
 
-def _add_post(conn: Connection, channel: str, mail: Mail, post: Post, raw_sha256: str,
-              key: str, who: dict[str, str], thread_id: int | None) -> Ingested:
+def _add_post(conn: Connection, channel: str, prepared: Prepared,
+              thread_id: int | None) -> Ingested:
+    post, mail, parts = prepared.post, prepared.mail, prepared.parts
     table = SpacePost.__table__  # type: ignore[attr-defined]
     insert_ignoring_conflicts(conn, table, [{
         "channel": channel, "fingerprint": post.fingerprint, "message_id": post.message_id,
-        "content_key": key, "subject": post.subject, "sender": post.sender,
+        "content_key": prepared.key, "subject": post.subject, "sender": post.sender,
         "sender_name": post.sender_name, "category": post.category, "excerpt": post.excerpt,
-        "raw_sha256": raw_sha256, "attachments_json": "[]",
+        "raw_sha256": prepared.raw_sha256, "attachments_json": "[]",
         "recipients": "\n".join(post.recipients), "thread_subject": post.thread_subject,
         "in_reply_to": post.in_reply_to, "thread_id": thread_id, "body_html": "",
         "body_text": mail.text[:MAX_BODY_CHARS], "comment_count": 0,
@@ -270,35 +314,29 @@ def _add_post(conn: Connection, channel: str, mail: Mail, post: Post, raw_sha256
     post_id = _id(conn.execute(select(col(SpacePost.id)).where(
         col(SpacePost.channel) == channel,
         col(SpacePost.fingerprint) == post.fingerprint)).scalar_one())
-    _add_recipients(conn, post_id, who)
-    parts = message_parts(mail)
+    _add_recipients(conn, post_id, prepared.who)
     images = [image for image in parts.inline_images if image.content_type in INLINE_IMAGE_TYPES]
     files = dict(parts.attachments)
     files.update({hashlib.sha256(i.data).hexdigest(): i.data for i in images})
     _store_blobs(conn, files, post.received_at)
     _attachment_rows(conn, post_id, None, mail, parts)
-    cids: dict[str, str] = {}
-    inline_rows = []
-    for image in images:
-        sha = hashlib.sha256(image.data).hexdigest()
-        cids[image.content_id] = attachment_path(post_id, sha)
-        inline_rows.append({"post_id": post_id, "comment_id": None, "filename": "",
-                            "content_type": image.content_type, "size": len(image.data),
-                            "sha256": sha, "inline": True, "content_id": image.content_id[:998]})
+    inline_rows = [{"post_id": post_id, "comment_id": None, "filename": "",
+                    "content_type": image.content_type, "size": len(image.data),
+                    "sha256": hashlib.sha256(image.data).hexdigest(), "inline": True,
+                    "content_id": image.content_id[:998]} for image in images]
     if inline_rows:
         conn.execute(PostAttachment.__table__.insert(), inline_rows)  # type: ignore[attr-defined]
     attachments = [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
                     "sha256": a.sha256} for a in mail.attachments]
-    body_html = (sanitize_html(mail.html, cid_resolver(cids), f"/api/posts/{post_id}/")
-                 if mail.html.strip() else text_to_html(mail.text[:MAX_BODY_CHARS]))
     conn.execute(update(SpacePost).where(col(SpacePost.id) == post_id).values(
-        body_html=body_html, thread_id=thread_id or post_id,
+        body_html=prepared.body_html.replace(prepared.token, str(post_id)),
+        thread_id=thread_id or post_id,
         attachments_json=json.dumps(attachments, ensure_ascii=False)))
     index_post(conn, post_id, subject=post.subject, body=mail.text[:MAX_BODY_CHARS],
                sender=f"{post.sender_name} {post.sender}".strip(),
                names=" ".join(a.filename for a in mail.attachments))
     run_post_hooks(conn, NewPost(post_id=post_id, channel=channel, post=post, mail=mail,
-                                 raw_sha256=raw_sha256))
+                                 raw_sha256=prepared.raw_sha256))
     return Ingested(post_id, channel)
 
 
