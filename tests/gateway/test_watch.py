@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,16 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from sluice.core.db import make_engine
 from sluice.core.settings import Settings
-from sluice.gateway.watch import Mailbox, WatchService, WatchSpec, imap_fingerprint
+from sluice.gateway.watch import (
+    Mailbox,
+    WatchService,
+    WatchSpec,
+    imap_fingerprint,
+    load_position,
+    save_position,
+)
 from sluice.mailboxes.imap import PASSWORD_ENV, parse_imap_url
 from tests.dovecot import PASSWORD, USER, Dovecot, dovecot  # noqa: F401
 from tests.servers import free_port, gateway_settings
@@ -246,6 +255,17 @@ def test_new_mail_is_diverted_posted_and_moved_kept_mail_stays_unread(
     assert DELETED not in diverted["[FYI] Office closed on Friday"]
     assert imap.diverted in [name for _, _, name in imap.client.list_sub_folders()]
 
+    # The owner moves the diverted message back: it stays (and is not recorded again).
+    imap.client.select_folder(imap.diverted)
+    imap.client.move(imap.client.search("ALL"), "INBOX")
+    imap.client.unselect_folder()
+    imap.append(message("Marker after the move back", "marker"))
+    wait_until(handled(data, "Marker after the move back"), "the marker")
+    assert "[FYI] Office closed on Friday" in imap.folder("INBOX")
+    assert imap.folder(imap.diverted) == {}
+    assert outcomes(data)["[FYI] Office closed on Friday"] == [("divert", "diverted", "imap")]
+    assert len(posts(data)) == 2
+
 
 def test_backlog_handles_the_newest_messages_already_there(
         start_watch: Callable[..., WatchThread], setup: tuple[Settings, WatchSpec],
@@ -341,6 +361,15 @@ def test_a_crash_between_the_commit_and_the_move_posts_once_and_moves(
         finally:
             await service.gateway.stop()
 
+    # The watcher had noted the UID it was handling, recorded the message, then died.
+    imap.client.select_folder("INBOX", readonly=True)
+    (uid,) = imap.client.search("ALL")
+    imap.client.unselect_folder()
+    engine = make_engine(settings)
+    stored = load_position(engine, spec.account, spec.folder)
+    assert stored is not None
+    save_position(engine, spec.account, spec.folder, replace(stored, pending_uid=uid))
+    engine.dispose()
     assert asyncio.run(record_only()) is True
     assert list(imap.folder("INBOX")) == ["[FYI] recorded, not moved"]
     start_watch()

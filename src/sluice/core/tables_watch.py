@@ -27,6 +27,9 @@ class WatchState(SQLModel, table=True):
     folder: str = Field(max_length=512)
     uidvalidity: int
     last_uid: int = 0
+    #: The UID being handled (0: none). Found again after a crash, a message recorded as
+    #: diverted at this UID is moved; at any other UID it is one the owner moved back.
+    pending_uid: int = 0
     #: When the watcher first followed this folder: older mail is never handled by it
     #: (unless asked for with --backlog), even on a re-scan.
     watching_since: datetime = Field(default_factory=utcnow)

@@ -8,8 +8,10 @@ after that commit; nothing is ever deleted, kept mail is left as it was (bodies 
 with BODY.PEEK, so nothing is marked read).
 
 Resuming: the last handled UID is stored per (account, folder) with the folder's
-UIDVALIDITY (`watch_state`) after each message. On a changed UIDVALIDITY the mail that
-arrived since the watch began is read again; the fingerprint recognises what was handled.
+UIDVALIDITY (`watch_state`) after each message, and the UID being handled before it is
+recorded: found again after a crash, a message recorded as diverted at that UID is moved
+without being posted again. On a changed UIDVALIDITY the mail that arrived since the watch
+began is read again; the fingerprint recognises what was handled.
 
 Fingerprint: sha256 over "imap", the owner's address and the message bytes. Not the UID:
 UIDs are renumbered when UIDVALIDITY changes, and a message the owner moves back from the
@@ -90,6 +92,7 @@ class Position:
     uidvalidity: int
     last_uid: int
     watching_since: datetime
+    pending_uid: int = 0
 
 
 def imap_fingerprint(owner: str, raw: bytes) -> str:
@@ -141,7 +144,8 @@ def load_position(engine: Engine, account: str, folder: str) -> Position | None:
             col(WatchState.account) == account, col(WatchState.folder) == folder)).first()
     if state is None:
         return None
-    return Position(state.uidvalidity, state.last_uid, state.watching_since)
+    return Position(state.uidvalidity, state.last_uid, state.watching_since,
+                    state.pending_uid)
 
 
 def save_position(engine: Engine, account: str, folder: str, position: Position) -> None:
@@ -153,6 +157,7 @@ def save_position(engine: Engine, account: str, folder: str, position: Position)
                                uidvalidity=position.uidvalidity)
         state.uidvalidity = position.uidvalidity
         state.last_uid = position.last_uid
+        state.pending_uid = position.pending_uid
         state.watching_since = position.watching_since
         state.updated_at = utcnow()
         session.add(state)
@@ -374,7 +379,7 @@ class Watcher:
                         stored.watching_since.isoformat())
             uids = await asyncio.to_thread(box.uids_since, stored.watching_since)
             for uid in uids:  # the position is saved only once the re-scan is complete
-                await self._take(box, uid)
+                await self._take(box, uid, interrupted=False)
             position = Position(box.uidvalidity, max([box.uidnext - 1, *uids]),
                                 stored.watching_since)
             await asyncio.to_thread(save_position, self.engine, account, folder, position)
@@ -386,30 +391,37 @@ class Watcher:
     async def _sync(self, box: Mailbox) -> None:
         assert self.position is not None
         for uid in await asyncio.to_thread(box.uids_after, self.position.last_uid):
-            await self._take(box, uid)
-            self.position = dataclasses.replace(self.position, last_uid=uid)
-            await asyncio.to_thread(save_position, self.engine, self.spec.account,
-                                    self.spec.folder, self.position)
+            interrupted = uid == self.position.pending_uid
+            if not interrupted:
+                await self._save(dataclasses.replace(self.position, pending_uid=uid))
+            await self._take(box, uid, interrupted=interrupted)
+            await self._save(dataclasses.replace(self.position, last_uid=uid, pending_uid=0))
 
-    async def _take(self, box: Mailbox, uid: int) -> None:
+    async def _save(self, position: Position) -> None:
+        await asyncio.to_thread(save_position, self.engine, self.spec.account,
+                                self.spec.folder, position)
+        self.position = position
+
+    async def _take(self, box: Mailbox, uid: int, *, interrupted: bool) -> None:
         raw = await asyncio.to_thread(box.fetch, uid, self.settings.max_message_size)
         if raw is None:
             return
-        if await self.handle(raw):
+        if await self.handle(raw, interrupted=interrupted):
             await asyncio.to_thread(box.move, uid)
         self.handled += 1
 
-    async def handle(self, raw: bytes) -> bool:
+    async def handle(self, raw: bytes, *, interrupted: bool = False) -> bool:
         """Decide, post and record one message; True when it is to leave the folder.
 
-        Recorded before it is moved: after a crash in between, the message is found again,
-        its recorded outcome says it was diverted, and it is only moved.
+        Recorded before it is moved. A message recorded before is left where it is (the
+        owner moved it back, or a re-scan found it), except when `interrupted`: the watcher
+        stopped between recording and moving this very UID, so it only moves it now.
         """
         owner = self.owner
         print_ = imap_fingerprint(owner, raw)
         status = await asyncio.to_thread(recorded_status, self.engine, print_, owner)
         if status is not None:
-            return status == _DIVERTED
+            return interrupted and status == _DIVERTED
         already = await self.store.delivered(print_)
         if owner in already:
             return False  # a fall-back copy this watcher put back
