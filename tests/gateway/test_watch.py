@@ -27,9 +27,11 @@ from sluice.gateway.watch import (
     Mailbox,
     WatchService,
     WatchSpec,
+    first_position,
     imap_fingerprint,
     load_position,
     save_position,
+    wire_name,
 )
 from sluice.mailboxes.imap import PASSWORD_ENV, parse_imap_url
 from tests.dovecot import PASSWORD, USER, Dovecot, dovecot  # noqa: F401
@@ -498,3 +500,16 @@ def query_ok(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
         return query(data_dir, sql)
     except sqlite3.OperationalError:  # the database or table is not there yet
         return []
+
+
+def test_first_position_counts_present_mail_as_done_except_the_backlog() -> None:
+    assert first_position(uidnext=10, existing=[3, 5, 9], backlog=0) == 9
+    assert first_position(uidnext=12, existing=[3, 5, 9], backlog=0) == 11  # 10, 11 expunged
+    assert first_position(uidnext=10, existing=[3, 5, 9], backlog=2) == 3
+    assert first_position(uidnext=10, existing=[3, 5, 9], backlog=5) == 0
+
+
+def test_folder_names_use_the_servers_separator_and_modified_utf7() -> None:
+    assert wire_name("Sluice/Diverted", ".") == "Sluice.Diverted"
+    assert wire_name("/Sluice//Umgeleitet/", "/") == "Sluice/Umgeleitet"
+    assert wire_name("Sluice/Archüv", ".") == "Sluice.Arch&APw-v"
