@@ -6,6 +6,7 @@ not run with synchronous_commit=off. Settings that weaken this refuse to start.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,11 +92,15 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
     """
     if not rows:
         return 0
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        statement: Any = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(keys))
-    elif dialect == "postgresql":
-        statement = pg_insert(table).on_conflict_do_nothing(index_elements=list(keys))
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        statement = insert(table)
+    statement = _insert_ignoring(conn.dialect.name, table, tuple(keys))
     return int(conn.execute(statement, list(rows)).rowcount)
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_ignoring(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
+    """Built once per table: constructing the statement costs more than running it."""
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    if dialect == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    return insert(table)  # pragma: no cover - only SQLite and PostgreSQL are supported

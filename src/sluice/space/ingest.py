@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlmodel import col
 
 from sluice.core.db import insert_ignoring_conflicts
@@ -51,6 +51,31 @@ from sluice.space.search import index_comment, index_post
 SUBJECT_THREAD_DAYS = 30
 #: Stored body text (search, page) is cut here.
 MAX_BODY_CHARS = 100_000
+
+
+# The statements of the ingest path, built once: constructing a statement costs more than
+# running it on an indexed key, and the worker runs them for every post.
+_BLOB = select(col(Blob.data)).where(col(Blob.sha256) == bindparam("sha"))
+_POST_BY_FINGERPRINT = select(col(SpacePost.id)).where(
+    col(SpacePost.channel) == bindparam("channel"), col(SpacePost.fingerprint) == bindparam("fp"))
+# By the selective key alone, the channel checked on the few rows found: with the channel in
+# the WHERE clause SQLite walks the channel's posts instead.
+_COMMENTS_BY_FINGERPRINT = (
+    select(col(Comment.id), col(Comment.post_id), col(SpacePost.channel))
+    .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
+    .where(col(Comment.fingerprint) == bindparam("fp")))
+_POSTS_BY_MESSAGE_ID = select(
+    col(SpacePost.id), col(SpacePost.channel), col(SpacePost.content_key)).where(
+    col(SpacePost.message_id) == bindparam("mid"))
+_COMMENTS_BY_MESSAGE_ID = (
+    select(col(Comment.id), col(Comment.post_id), col(Comment.author), col(SpacePost.channel))
+    .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
+    .where(col(Comment.message_id) == bindparam("mid")))
+_PARTICIPANTS = select(col(PostRecipient.address)).where(
+    col(PostRecipient.post_id) == bindparam("post_id"))
+_FINISH_POST = update(SpacePost).where(col(SpacePost.id) == bindparam("pid")).values(
+    body_html=bindparam("body"), thread_id=bindparam("thread"),
+    attachments_json=bindparam("files"))
 
 
 class MissingBlob(LookupError):
@@ -124,7 +149,7 @@ class Prepared:
 
 
 def load_raw(conn: Connection, post: Post, raw_sha256: str) -> bytes:
-    raw = conn.execute(select(col(Blob.data)).where(col(Blob.sha256) == raw_sha256)).scalar()
+    raw = conn.execute(_BLOB, {"sha": raw_sha256}).scalar()
     if raw is None:
         raise MissingBlob(f"no blob {raw_sha256} for {post.key}")
     return bytes(raw)
@@ -166,17 +191,13 @@ def ingest_prepared(conn: Connection, channel: str, prepared: Prepared) -> Inges
 
 
 def _already_ingested(conn: Connection, channel: str, fingerprint: str) -> Ingested | None:
-    post_id = conn.execute(select(col(SpacePost.id)).where(
-        col(SpacePost.channel) == channel,
-        col(SpacePost.fingerprint) == fingerprint)).scalar()
+    post_id = conn.execute(_POST_BY_FINGERPRINT, {"channel": channel, "fp": fingerprint}
+                           ).scalar()
     if post_id is not None:
         return Ingested(int(post_id), channel, created=False)
     # Looked up by the (selective) fingerprint alone, the channel checked on the few rows:
     # with the channel in the WHERE clause SQLite walks the channel's posts instead.
-    for row in conn.execute(
-            select(col(Comment.id), col(Comment.post_id), col(SpacePost.channel))
-            .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
-            .where(col(Comment.fingerprint) == fingerprint)):
+    for row in conn.execute(_COMMENTS_BY_FINGERPRINT, {"fp": fingerprint}):
         if row.channel == channel:
             return Ingested(int(row.post_id), channel, int(row.id), created=False)
     return None
@@ -186,16 +207,10 @@ def _same_message(conn: Connection, channel: str, mail: Mail, key: str) -> Inges
     if not mail.message_id:
         return None
     # By Message-ID alone (indexed, selective); channel and content checked on the rows.
-    for post_row in conn.execute(
-            select(col(SpacePost.id), col(SpacePost.channel), col(SpacePost.content_key))
-            .where(col(SpacePost.message_id) == mail.message_id)):
+    for post_row in conn.execute(_POSTS_BY_MESSAGE_ID, {"mid": mail.message_id}):
         if post_row.channel == channel and post_row.content_key == key:
             return Ingested(int(post_row.id), channel, created=False)
-    for row in conn.execute(
-            select(col(Comment.id), col(Comment.post_id), col(Comment.author),
-                   col(SpacePost.channel))
-            .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
-            .where(col(Comment.message_id) == mail.message_id)):
+    for row in conn.execute(_COMMENTS_BY_MESSAGE_ID, {"mid": mail.message_id}):
         if row.channel == channel and row.author == mail.from_addr:
             return Ingested(int(row.post_id), channel, int(row.id), created=False)
     return None
@@ -243,8 +258,7 @@ def _id(value: int | None) -> int:
 
 
 def _participants(conn: Connection, post_id: int) -> set[str]:
-    return set(conn.execute(select(col(PostRecipient.address)).where(
-        col(PostRecipient.post_id) == post_id)).scalars())
+    return set(conn.execute(_PARTICIPANTS, {"post_id": post_id}).scalars())
 
 
 def _add_recipients(conn: Connection, post_id: int, who: dict[str, str]) -> None:
@@ -311,9 +325,8 @@ def _add_post(conn: Connection, channel: str, prepared: Prepared,
         "body_text": mail.text[:MAX_BODY_CHARS], "comment_count": 0,
         "posted_at": post.received_at, "last_activity_at": post.received_at,
     }], ["channel", "fingerprint"])
-    post_id = _id(conn.execute(select(col(SpacePost.id)).where(
-        col(SpacePost.channel) == channel,
-        col(SpacePost.fingerprint) == post.fingerprint)).scalar_one())
+    post_id = _id(conn.execute(_POST_BY_FINGERPRINT, {"channel": channel,
+                                                      "fp": post.fingerprint}).scalar_one())
     _add_recipients(conn, post_id, prepared.who)
     images = [image for image in parts.inline_images if image.content_type in INLINE_IMAGE_TYPES]
     files = dict(parts.attachments)
@@ -328,10 +341,10 @@ def _add_post(conn: Connection, channel: str, prepared: Prepared,
         conn.execute(PostAttachment.__table__.insert(), inline_rows)  # type: ignore[attr-defined]
     attachments = [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
                     "sha256": a.sha256} for a in mail.attachments]
-    conn.execute(update(SpacePost).where(col(SpacePost.id) == post_id).values(
-        body_html=prepared.body_html.replace(prepared.token, str(post_id)),
-        thread_id=thread_id or post_id,
-        attachments_json=json.dumps(attachments, ensure_ascii=False)))
+    conn.execute(_FINISH_POST, {
+        "pid": post_id, "body": prepared.body_html.replace(prepared.token, str(post_id)),
+        "thread": thread_id or post_id,
+        "files": json.dumps(attachments, ensure_ascii=False)})
     index_post(conn, post_id, subject=post.subject, body=mail.text[:MAX_BODY_CHARS],
                sender=f"{post.sender_name} {post.sender}".strip(),
                names=" ".join(a.filename for a in mail.attachments))

@@ -62,16 +62,16 @@ def _clean(value: str) -> str:
 
 def index_post(conn: Connection, post_id: int, *, subject: str, body: str, sender: str,
                names: str) -> None:
-    conn.execute(_search.insert().values(
-        post_id=post_id, comment_id=0, subject=_clean(subject), body=_clean(body),
-        sender=_clean(sender), names=_clean(names)))
+    conn.execute(_search.insert(), {
+        "post_id": post_id, "comment_id": 0, "subject": _clean(subject), "body": _clean(body),
+        "sender": _clean(sender), "names": _clean(names)})
 
 
 def index_comment(conn: Connection, post_id: int, comment_id: int, *, body: str, author: str,
                   names: str = "") -> None:
-    conn.execute(_search.insert().values(
-        post_id=post_id, comment_id=comment_id, subject="", body=_clean(body),
-        sender=_clean(author), names=_clean(names)))
+    conn.execute(_search.insert(), {
+        "post_id": post_id, "comment_id": comment_id, "subject": "", "body": _clean(body),
+        "sender": _clean(author), "names": _clean(names)})
 
 
 def fts5_query(user_query: str) -> str:
