@@ -176,6 +176,10 @@ _POSTGRES_SEARCH_DDL = (
     "setweight(to_tsvector('simple', subject), 'A') || "
     "setweight(to_tsvector('simple', names), 'B') || "
     "setweight(to_tsvector('simple', sender), 'B') || "
+    # File names and addresses are single tokens to PostgreSQL's parser ("forecast-model.xlsx",
+    # "carla@example.com"); their words are indexed too, as FTS5's tokenizer does.
+    "setweight(to_tsvector('simple', "
+    "regexp_replace(names || ' ' || sender, '[^[:alnum:]]+', ' ', 'g')), 'B') || "
     "setweight(to_tsvector('simple', body), 'C')) STORED)",
     f"CREATE INDEX IF NOT EXISTS ix_{SEARCH_TABLE}_document ON {SEARCH_TABLE} "
     "USING GIN (document)",
