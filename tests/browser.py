@@ -17,6 +17,7 @@ Screenshots go to `artifact_path(name)` (tests/artifacts/, ignored by git).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -109,10 +110,14 @@ def web_server() -> Iterator[WebServer]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module: Playwright's sync API keeps an event loop running in the main thread while
+    it is open, and every later test that calls asyncio.run() would fail."""
     chromium = shutil.which("chromium")
     if chromium is None:
+        if os.environ.get("CI"):  # CI installs Chromium: missing there is a failure
+            raise FileNotFoundError("chromium")
         pytest.skip("Chromium is not installed (Debian package chromium; "
                     "scripts/system-deps.sh installs it)")
     from playwright.sync_api import sync_playwright
