@@ -42,3 +42,18 @@ def post_hooks() -> tuple[PostHook, ...]:
 def run_post_hooks(conn: Connection, new: NewPost) -> None:
     for hook in post_hooks():
         hook(conn, new)
+
+
+def comment_hooks() -> tuple[PostHook, ...]:
+    """For a mail reply that joined a thread as a comment (`post_id` is the thread's post):
+    its files can be a new version of a document, its calendar part an updated event; it
+    does not open a second feedback item for the thread."""
+    from sluice.space.calendar import calendar_hook
+    from sluice.space.library import library_hook
+
+    return (library_hook, calendar_hook)
+
+
+def run_comment_hooks(conn: Connection, new: NewPost) -> None:
+    for hook in comment_hooks():
+        hook(conn, new)

@@ -41,7 +41,7 @@ from sluice.core.tables_space import (
     SpacePost,
 )
 from sluice.space.channels import ensure_channel
-from sluice.space.hooks import NewPost, run_post_hooks
+from sluice.space.hooks import NewPost, run_comment_hooks, run_post_hooks
 from sluice.space.parts import MessageParts, message_parts
 from sluice.space.quoting import reply_text
 from sluice.space.sanitize import INLINE_IMAGE_TYPES, cid_resolver, sanitize_html, text_to_html
@@ -185,7 +185,7 @@ def ingest_prepared(conn: Connection, channel: str, prepared: Prepared) -> Inges
         return copy
     target = _thread_target(conn, channel, mail, post.received_at)
     if target is not None and who.keys() <= _participants(conn, _id(target.id)):
-        return _add_comment(conn, target, mail, post, prepared.parts)
+        return _add_comment(conn, target, prepared)
     thread_id = target.thread_id if target is not None else None
     return _add_post(conn, channel, prepared, thread_id)
 
@@ -285,8 +285,8 @@ def _attachment_rows(conn: Connection, post_id: int, comment_id: int | None, mai
         conn.execute(PostAttachment.__table__.insert(), rows)  # type: ignore[attr-defined]
 
 
-def _add_comment(conn: Connection, target: Row[Any], mail: Mail, post: Post,
-                 parts: MessageParts) -> Ingested:
+def _add_comment(conn: Connection, target: Row[Any], prepared: Prepared) -> Ingested:
+    mail, post, parts = prepared.mail, prepared.post, prepared.parts
     body = reply_text(mail.text)[:MAX_BODY_CHARS]
     table = Comment.__table__  # type: ignore[attr-defined]
     insert_ignoring_conflicts(conn, table, [{
@@ -304,6 +304,10 @@ def _add_comment(conn: Connection, target: Row[Any], mail: Mail, post: Post,
         last_activity_at=max(aware(target.last_activity_at), aware(post.received_at))))
     index_comment(conn, target.id, comment_id, body=body, author=_who(mail, post),
                   names=" ".join(a.filename for a in mail.attachments))
+    # "v3 attached" in reply to the thread, an updated invitation: the library and the
+    # calendar take them from the thread's post (whose readers are the reply's readers).
+    run_comment_hooks(conn, NewPost(post_id=target.id, channel=target.channel, post=post,
+                                    mail=mail, raw_sha256=prepared.raw_sha256))
     return Ingested(target.id, target.channel, comment_id)
 
 
