@@ -19,6 +19,8 @@ LABELS = CORPUS / "labels.csv"
 #: Labels added by this project by the same guideline (see docs/classifier.md).
 EXTRA_LABELS = (Path(__file__).resolve().parents[2] / "src" / "sluice" / "classifier" / "data"
                 / "extra_labels.csv")
+#: Labels kept out of training: a held-out set for the shipped model (docs/classifier.md).
+HELDOUT_LABELS = EXTRA_LABELS.with_name("heldout_labels.csv")
 #: Quick recipe for tests: one fit, no inner cross-validation for the direct rule.
 QUICK = Recipe(tune_direct_rule=False)
 

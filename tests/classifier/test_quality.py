@@ -7,12 +7,13 @@ from collections import Counter
 import numpy as np
 
 from sluice.classifier.dataset import Example, load_examples
-from sluice.classifier.evaluation import score
+from sluice.classifier.evaluation import evaluate_model, score
+from sluice.classifier.model import Classifier
 from sluice.classifier.rules import rule_category
 from sluice.classifier.training import Prepared, folds, prepare, thread_groups
 from sluice.core.parse import normalize_line_endings, parse
 from sluice.core.verdict import CATEGORIES
-from tests.classifier.conftest import CORPUS, EXTRA_LABELS, Split
+from tests.classifier.conftest import CORPUS, EXTRA_LABELS, HELDOUT_LABELS, Split
 
 
 def test_replies_share_the_thread_of_their_subject(prepared: Prepared) -> None:
@@ -80,3 +81,37 @@ def test_extra_labels_do_not_relabel_a_copy_of_a_corpus_message(
     labeled = {content(e.raw) for e in examples}
     copies = [e.name for e in load_examples(EXTRA_LABELS) if content(e.raw) in labeled]
     assert copies == []
+
+
+def _content(raw: bytes) -> tuple[str, str]:
+    mail = parse(normalize_line_endings(raw))
+    return mail.subject.strip().lower(), " ".join(mail.text.split())[:400]
+
+
+def test_heldout_labels_share_no_message_or_thread_with_the_training_labels(
+    examples: list[Example],
+) -> None:
+    """The held-out set measures the shipped model on mail it never saw: no held-out
+    message may be a training message, a copy of one, or in a training thread."""
+    training = examples + load_examples(EXTRA_LABELS)
+    heldout = load_examples(HELDOUT_LABELS)
+    assert len(heldout) >= 100
+    assert all(e.category in CATEGORIES and e.second in ("", *CATEGORIES) for e in heldout)
+    paths = [(HELDOUT_LABELS.parent / e.name).resolve() for e in heldout]
+    assert len(set(paths)) == len(paths)
+    trained_paths = {(CORPUS / e.name).resolve() for e in examples} | {
+        (EXTRA_LABELS.parent / e.name).resolve() for e in load_examples(EXTRA_LABELS)}
+    assert not set(paths) & trained_paths
+    trained_content = {_content(e.raw) for e in training}
+    assert [e.name for e in heldout if _content(e.raw) in trained_content] == []
+    data = prepare(training + heldout)
+    assert not set(data.groups[:len(training)]) & set(data.groups[len(training):])
+
+
+def test_default_model_beats_both_baselines_on_the_heldout_labels(
+    default_classifier: Classifier,
+) -> None:
+    result = evaluate_model(default_classifier, prepare(load_examples(HELDOUT_LABELS)))
+    assert result.model.macro_f1 >= result.rules.macro_f1 + 0.15
+    assert result.model.macro_f1 >= result.majority.macro_f1 + 0.3
+    assert result.model.direct_miss <= result.rules.direct_miss
