@@ -1,4 +1,5 @@
-"""MAIL/RCPT address parsing: the gateway's short cut answers exactly as aiosmtpd does."""
+"""MAIL/RCPT addresses: the gateway's short cuts answer exactly as aiosmtpd parses them
+and as aiosmtplib quotes them upstream."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from collections.abc import Callable
 
 import pytest
 from aiosmtpd.smtp import SMTP
+from aiosmtplib.email import quote_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.gateway.protocol import GatewaySMTP
+from sluice.gateway.relay import smtp_path
 
 _ATEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-"
 _LOCAL = st.lists(st.text(alphabet=_ATEXT, min_size=1, max_size=10), min_size=1,
@@ -52,3 +55,20 @@ def test_short_cut_answers_as_aiosmtpd(limit: int, arg: str) -> None:
     protocol = _protocol(limit)
     ours = _outcome(protocol._getaddr, arg)
     assert ours == _outcome(lambda a: SMTP._getaddr(protocol, a), arg)
+
+
+_MAILBOX = st.one_of(
+    st.builds(lambda lp, d: f"{lp}@{d}", _LOCAL, _DOMAIN),
+    st.builds(lambda lp, d: f'"{lp} x"@{d}', _LOCAL, _DOMAIN),
+    st.builds(lambda lp, d: f"Name <{lp}@{d}>", _LOCAL, _DOMAIN),
+    st.builds(lambda lp, d: f"{lp}@{d} SIZE=1", _LOCAL, _DOMAIN),
+    st.builds(lambda lp, d: f"{lp}@{d}>\\r\\nRCPT TO:<x@y", _LOCAL, _DOMAIN),
+    st.builds(lambda lp, d: f"{lp}@[{d}]", _LOCAL, _DOMAIN),
+    st.text(max_size=30),
+)
+
+
+@given(address=_MAILBOX)
+@settings(max_examples=400, deadline=None)
+def test_upstream_paths_are_quoted_as_aiosmtplib_quotes_them(address: str) -> None:
+    assert _outcome(smtp_path, address) == _outcome(quote_address, address)
