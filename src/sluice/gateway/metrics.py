@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -54,13 +55,24 @@ class GatewayMetrics:
             "sluice_relay_seconds", "Time to hand a message to the upstream server (or the "
             "local maildirs)", buckets=RELAY_BUCKETS, registry=self.registry)
 
+        #: Labelled children by metric and label values: `labels()` takes a lock and
+        #: builds keys on every call, and this runs for every message and recipient.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Counter, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def observe_message(self, facts: MessageFacts) -> None:
         """One message's recorded facts: protocol, decisions, outcomes, fail-open."""
-        self.messages.labels(protocol=str(facts.message.get("source", "smtp"))).inc()
+        self._child(self.messages, str(facts.message.get("source", "smtp"))).inc()
         fail_open = False
         for outcome in facts.outcomes:
-            self.decisions.labels(action=outcome.action, mode=outcome.mode).inc()
-            self.recipients.labels(status=outcome.status).inc()
+            self._child(self.decisions, outcome.action, outcome.mode).inc()
+            self._child(self.recipients, outcome.status).inc()
             fail_open = fail_open or outcome.rule == FAIL_OPEN_RULE
         if fail_open:
             self.fail_open.inc()
@@ -69,7 +81,7 @@ class GatewayMetrics:
         """The reply lines sent to the client ("250 2.0.0 OK", "451 …")."""
         for reply in replies:
             first = reply[:1]
-            self.replies.labels(code_class=f"{first}xx" if first.isdigit() else "other").inc()
+            self._child(self.replies, f"{first}xx" if first.isdigit() else "other").inc()
 
     def observe_storage_error(self) -> None:
         self.storage_errors.inc()
