@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from email import message_from_bytes
+from email.message import Message
+from email.policy import compat32
 from email.utils import getaddresses
 
 import pytest
@@ -9,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.core.parse import (
+    _HEADER_END,
+    _plain_header_block,
     normalize_line_endings,
     normalize_subject,
     parse,
@@ -168,3 +173,50 @@ _MEMBER = st.one_of(
 @settings(max_examples=400, deadline=None)
 def test_address_lists_are_read_as_the_stdlib_reads_them(values: list[str]) -> None:
     assert parse_addresses(values) == getaddresses(values)
+
+
+def _feed_parser_head(raw: bytes) -> Message:
+    end = _HEADER_END.search(raw)
+    assert end is not None
+    return message_from_bytes(raw[: end.start()] + b"\n", policy=compat32)
+
+
+def _same_head(raw: bytes) -> None:
+    end = _HEADER_END.search(raw)
+    assert end is not None
+    fast = _plain_header_block(raw[: end.start()].decode("ascii", "surrogateescape"))
+    if fast is None:  # handed to the feed parser: nothing to compare
+        return
+    slow = _feed_parser_head(raw)
+    assert fast.items() == slow.items()
+    assert slow.defects == [] and fast.get_unixfrom() == slow.get_unixfrom()
+
+
+_FIELD = st.text(alphabet="ABCXYZabcxyz-_:;.!~", min_size=1, max_size=12)
+_VALUE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=30)
+_END = st.sampled_from(["\r\n", "\n", "\r"])
+_LINE = st.one_of(
+    st.builds(lambda f, v, e: f"{f}: {v}{e}", _FIELD, _VALUE, _END),
+    st.builds(lambda f, v, e: f"{f}:{v}{e}", _FIELD, _VALUE, _END),
+    st.builds(lambda v, e: f" {v}{e}", _VALUE, _END),
+    st.builds(lambda v, e: f"\t{v}{e}", _VALUE, _END),
+    st.builds(lambda v, e: f"From {v}{e}", _VALUE, _END),
+    st.builds(lambda v, e: f":{v}{e}", _VALUE, _END),
+    st.builds(lambda v, e: f"{v}{e}", _VALUE, _END),
+)
+
+
+@given(st.lists(_LINE, min_size=1, max_size=8))
+@settings(max_examples=500, deadline=None)
+def test_header_short_cut_reads_headers_as_the_feed_parser(lines: list[str]) -> None:
+    head = "".join(lines).rstrip("\r\n").encode("latin-1")
+    if b"\n\n" in head or b"\r\n\r\n" in head or b"\r\r" in head:
+        return  # a blank line ends the header block: not one block any more
+    _same_head(head + b"\r\n\r\nbody\r\n")
+
+
+def test_header_short_cut_on_real_mail() -> None:
+    for path in iter_corpus_messages(400):
+        raw = normalize_line_endings(path.read_bytes())
+        if _HEADER_END.search(raw) and raw[:1] not in (b" ", b"\t"):
+            _same_head(raw)
