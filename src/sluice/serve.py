@@ -8,36 +8,45 @@ import contextlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from sluice.api.app import create_app
 from sluice.core.settings import Settings
 from sluice.gateway.commands import add_settings_arguments, settings_from_args, stop_event
-from sluice.gateway.metrics import METRICS
-from sluice.gateway.server import Gateway, parse_hostport
+
+if TYPE_CHECKING:
+    from sluice.gateway.server import Gateway
 
 log = logging.getLogger(__name__)
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside our loop: signals are ours, not uvicorn's."""
+def _embedded_server(config: Any) -> Any:
+    """uvicorn inside our loop: signals are ours, not uvicorn's. (The web stack is imported
+    here, not at start-up: every `sluice` command imports this module to register `serve`.)"""
+    import uvicorn
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+    class _EmbeddedServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield
+
+    return _EmbeddedServer(config)
 
 
 async def serve(settings: Settings, stop: asyncio.Event,
                 on_ready: Callable[[Gateway], Awaitable[None]] | None = None) -> None:
+    import uvicorn
+
+    from sluice.api.app import create_app
+    from sluice.gateway.metrics import METRICS
+    from sluice.gateway.server import Gateway, parse_hostport
+
     gateway = Gateway(settings)
     await gateway.start()
     host, port = parse_hostport(settings.web_listen)
     app = create_app(gateway.engine, settings)
     app.state.metric_registries = (METRICS.registry,)  # this process's gateway counters
-    web = _EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                         lifespan="off"))
+    web = _embedded_server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                          lifespan="off"))
     web_task = asyncio.create_task(web.serve())
     for spec, bound in zip(gateway.specs, gateway.bound_ports, strict=True):
         print(f"sluice: {'LMTP' if spec.lmtp else 'SMTP'} gateway on {spec.host}:{bound} → "

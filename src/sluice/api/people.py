@@ -7,6 +7,7 @@ argon2id hashes (argon2-cffi's defaults); tokens are stored as their sha256 only
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Collection
@@ -32,8 +33,13 @@ TOKEN_PREFIX = "sluice_"
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 _hasher = PasswordHasher()
-#: Verified against when the account does not exist, so the answer takes as long.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so the answer takes as long.
+    Made on first use: an argon2 hash at import slowed every `sluice` command."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 class PeopleError(ValueError):
@@ -164,7 +170,7 @@ def verify_password(engine: Engine, email: str, password: str) -> Viewer | None:
         user = _find(session, address)
         stored = user.password_hash if user is not None and user.active else ""
         try:
-            _hasher.verify(stored or _DUMMY_HASH, password)
+            _hasher.verify(stored or _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         if user is None or not stored:
