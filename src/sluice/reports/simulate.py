@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from email.utils import getaddresses
 from typing import Any
 
 from sluice.core.decision import (
@@ -28,7 +27,7 @@ from sluice.core.decision import (
     RoutingDecision,
 )
 from sluice.core.mail import Envelope, Mail
-from sluice.core.parse import normalize_line_endings, parse
+from sluice.core.parse import normalize_line_endings, parse, parse_addresses
 from sluice.core.verdict import Verdict
 from sluice.router.decide import EXTERNAL, decide
 from sluice.router.rules import RuleSet
@@ -133,7 +132,7 @@ def mail_from_file(raw: bytes) -> Mail:
     recipients = To + Cc + Bcc (when present), each address once."""
     mail = parse(normalize_line_endings(raw))
     bcc_values = [value for key, value in mail.headers if key.lower() == "bcc"]
-    bcc = tuple(addr.lower() for _, addr in getaddresses(bcc_values) if "@" in addr)
+    bcc = tuple(addr.lower() for _, addr in parse_addresses(bcc_values) if "@" in addr)
     recipients = _unique(mail.to + mail.cc + bcc)
     if recipients == mail.envelope.rcpt_tos:
         return mail
