@@ -342,9 +342,18 @@ class Gateway:
         if self._digest_task is not None:
             await self._digest_task
         await self.deliverer.close()
-        # A closed transport releases its socket on a later turn of the loop: give it those
-        # turns, or the sockets outlive the loop.
+        # A closed transport releases its socket on a later turn of the loop (after STARTTLS
+        # the raw transport under the TLS one only once that one is lost): wait until every
+        # session saw its connection lost, abort what is still open after a second, then
+        # give the loop the turns that release the sockets — or they outlive the loop.
+        deadline = loop.time() + 1.0
+        while any(s.transport is not None for s in self.sessions) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.abort()
         for _ in range(3):
             await asyncio.sleep(0)
+        await asyncio.sleep(0.02)
         self.store.close()
         self.engine.dispose()
