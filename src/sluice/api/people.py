@@ -12,14 +12,14 @@ import hashlib
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, delete, select
 
-from sluice.core.tables import MessageRecord, RecipientOutcome, utcnow
+from sluice.core.tables import MessageRecord, RecipientOutcome, as_utc, utcnow
 from sluice.core.tables_people import ApiToken, UserAccount, WebSession
 from sluice.router.decide import EXTERNAL
 from sluice.router.rulesfile import is_address
@@ -237,16 +237,12 @@ def viewer_for_token(engine: Engine, token: str) -> Viewer | None:
             return None
         now = utcnow()
         last = api_token.last_used_at
-        if last is None or _aware(last) < now - TOKEN_TOUCH_INTERVAL:
+        if last is None or as_utc(last) < now - TOKEN_TOUCH_INTERVAL:
             api_token.last_used_at = now
             session.add(api_token)
             session.commit()
         return Viewer(user.email, user.role, user.name)
 
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back; they were written as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def users_seen(engine: Engine, internal_domains: Collection[str] = ()) -> list[str]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, delete, or_, select
 
-from sluice.core.tables import utcnow
+from sluice.core.tables import as_utc, utcnow
 from sluice.core.tables_people import LoginAttempt, UserAccount, WebSession
 from sluice.space.viewer import Viewer
 
@@ -34,9 +34,6 @@ class SignedIn:
 def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def start_session(engine: Engine, email: str, days: float) -> tuple[str, str]:
@@ -65,9 +62,9 @@ def session_viewer(engine: Engine, session_id: str) -> SignedIn | None:
         if row is None:
             return None
         web, user = row
-        if _aware(web.expires_at) <= now or not user.active:
+        if as_utc(web.expires_at) <= now or not user.active:
             return None
-        if _aware(web.last_seen_at) < now - TOUCH_INTERVAL:
+        if as_utc(web.last_seen_at) < now - TOUCH_INTERVAL:
             web.last_seen_at = now
             session.add(web)
             session.commit()

@@ -15,6 +15,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored moment as an aware UTC datetime: SQLite hands back naive ones (everything
+    Sluice stores is UTC), PostgreSQL aware ones in the session's zone."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 class MessageRecord(SQLModel, table=True):
     """One message as seen by the gateway (or the analyzer), without its body."""
 

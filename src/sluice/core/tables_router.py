@@ -3,7 +3,9 @@ space's posts live in `tables_space`)."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -84,3 +86,10 @@ class Blob(SQLModel, table=True):
     size: int
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+def blob_row(data: bytes, now: datetime | None = None, *, sha256: str = "") -> dict[str, Any]:
+    """The row that stores `data` (insert it ignoring conflicts: it may exist already).
+    `sha256`: the digest when the caller has it already, so the bytes are not hashed twice."""
+    return {"sha256": sha256 or hashlib.sha256(data).hexdigest(), "size": len(data),
+            "data": data, "created_at": now or utcnow()}

@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 
 from sluice.core.decision import AUDIT, DIGEST, DIVERT
-from sluice.core.tables import MessageRecord, RecipientOutcome
+from sluice.core.tables import MessageRecord, RecipientOutcome, as_utc
 from sluice.core.tables_router import FALLBACK, OutboxJob
 from sluice.core.tables_space import ReadMark, SpacePost
 
@@ -121,14 +121,8 @@ class Period:
 
     def bounds(self) -> tuple[datetime, datetime]:
         """Aware UTC: the tables' datetime type refuses naive values."""
-        return _utc(self.since), _utc(self.until)
+        return as_utc(self.since), as_utc(self.until)
 
-
-def _utc(moment: datetime) -> datetime:
-    """A naive moment is taken as UTC, as everything Sluice stores is."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +260,8 @@ def by_time(conn: Connection, period: Period, size: str,
 
 def bucket_labels(period: Period, size: str) -> list[str]:
     """Every day (or Monday of a week) the period touches, as YYYY-MM-DD."""
-    first: date = _utc(period.since).date()
-    last: date = (_utc(period.until) - timedelta(microseconds=1)).date()
+    first: date = as_utc(period.since).date()
+    last: date = (as_utc(period.until) - timedelta(microseconds=1)).date()
     step = timedelta(days=1 if size == DAY else 7)
     if size == WEEK:
         first -= timedelta(days=first.weekday())

@@ -7,20 +7,11 @@ missing blob. Readers (the outbox's fall-back, the shared space) get it by its s
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import Engine, select
 
-from sluice.core.tables import utcnow
-from sluice.core.tables_router import Blob
+from sluice.core.tables_router import Blob, blob_row
 
-
-def blob_row(data: bytes, now: datetime | None = None) -> dict[str, Any]:
-    """The row that stores `data`; insert it ignoring conflicts (it may exist already)."""
-    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "data": data,
-            "created_at": now or utcnow()}
+__all__ = ["BlobStore", "blob_row"]
 
 
 class BlobStore:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
 
 from sluice.core.post import Post
-from sluice.core.tables import utcnow
+from sluice.core.tables import as_utc, utcnow
 from sluice.core.tables_router import DONE, FAILED, FALLBACK, MAIL_OUT, PENDING, OutboxJob
 from sluice.router.blobs import BlobStore
 from sluice.router.destinations import Destination, LocalDestination, PublishError
@@ -165,7 +165,7 @@ class OutboxWorker:
         work = []
         for job in jobs:
             destination = self.destinations.get(job.destination)
-            if not isinstance(destination, LocalDestination) or now >= _aware(job.deadline_at):
+            if not isinstance(destination, LocalDestination) or now >= as_utc(job.deadline_at):
                 continue
             post = post_from_json(job.post_json)
             work.append((job, destination, post,
@@ -184,7 +184,7 @@ class OutboxWorker:
             await self._send_mail(job)
             return
         destination = self.destinations.get(job.destination)
-        if utcnow() >= _aware(job.deadline_at) or destination is None:
+        if utcnow() >= as_utc(job.deadline_at) or destination is None:
             reason = job.last_error or "no such destination configured"
             await self._fall_back(job, reason)
             return
@@ -248,7 +248,7 @@ class OutboxWorker:
         """Mail written by Sluice itself (a space comment for the thread's mail users):
         handed to the upstream like a fall-back, retried until its deadline, never posted."""
         recipients = tuple(r for r in job.recipients.split("\n") if r)
-        if utcnow() >= _aware(job.deadline_at):
+        if utcnow() >= as_utc(job.deadline_at):
             log.error("outbox job %s: mail to %s not handed on before its deadline: %s",
                       job.key, ", ".join(recipients), job.last_error)
             await asyncio.to_thread(self._finish, job, FAILED, "")
@@ -284,9 +284,3 @@ class OutboxWorker:
                 attempts=job.attempts + 1))
             session.commit()
 
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they are UTC."""
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, select, update
 from sqlmodel import col
 
 from sluice.core.db import insert_ignoring_conflicts
+from sluice.core.tables import as_utc
 from sluice.core.tables_board import FEEDBACK_STATUSES, FeedbackEvent, FeedbackItem
 from sluice.core.tables_space import SpacePost
 from sluice.space.access import can_see_post, visible_posts_clause
@@ -79,9 +80,6 @@ class FeedbackError(ValueError):
     """A change the board does not accept (unknown status, an owner who cannot see it)."""
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 _COLUMNS = tuple(col(c) for c in (
     FeedbackItem.id, FeedbackItem.post_id, FeedbackItem.channel, FeedbackItem.title,
@@ -96,7 +94,7 @@ def _view(row: tuple[object, ...], history: tuple[Change, ...] = ()) -> Feedback
     return FeedbackView(int(item_id), int(post_id), str(channel), str(title),  # type: ignore[call-overload]
                         str(status), str(owner), str(sender), str(sender_name), str(domain),
                         str(excerpt), int(comments or 0),  # type: ignore[call-overload]
-                        _utc(created_at), _utc(updated_at), history)  # type: ignore[arg-type]
+                        as_utc(created_at), as_utc(updated_at), history)  # type: ignore[arg-type]
 
 
 def feedback_items(conn: Connection, viewer: Viewer, *, status: str = "", domain: str = "",
@@ -124,7 +122,7 @@ def feedback_item(conn: Connection, viewer: Viewer, item_id: int) -> FeedbackVie
     if row is None:
         return None
     history = tuple(
-        Change(actor, field, old, new, _utc(at)) for actor, field, old, new, at in conn.execute(
+        Change(actor, field, old, new, as_utc(at)) for actor, field, old, new, at in conn.execute(
             select(col(FeedbackEvent.actor), col(FeedbackEvent.field), col(FeedbackEvent.old),
                    col(FeedbackEvent.new), col(FeedbackEvent.at))
             .where(col(FeedbackEvent.item_id) == item_id)

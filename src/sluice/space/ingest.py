@@ -18,7 +18,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +29,8 @@ from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.mail import Mail
 from sluice.core.parse import parse
 from sluice.core.post import Post
-from sluice.core.tables_router import Blob
+from sluice.core.tables import as_utc
+from sluice.core.tables_router import Blob, blob_row
 from sluice.core.tables_space import (
     ENVELOPE,
     HEADER,
@@ -236,7 +237,7 @@ def _thread_target(conn: Connection, channel: str, mail: Mail,
                 return _post(conn, int(post_id))
     subject = mail.thread.normalized_subject
     if mail.thread.reply_depth > 0 and subject:
-        since = aware(now) - timedelta(days=SUBJECT_THREAD_DAYS)
+        since = as_utc(now) - timedelta(days=SUBJECT_THREAD_DAYS)
         post_id = conn.execute(
             select(col(SpacePost.id)).where(
                 col(SpacePost.channel) == channel, col(SpacePost.thread_subject) == subject,
@@ -270,8 +271,7 @@ def _add_recipients(conn: Connection, post_id: int, who: dict[str, str]) -> None
 
 def _store_blobs(conn: Connection, files: dict[str, bytes], now: datetime) -> None:
     table = Blob.__table__  # type: ignore[attr-defined]
-    rows = [{"sha256": sha, "size": len(data), "data": data, "created_at": now}
-            for sha, data in sorted(files.items())]
+    rows = [blob_row(data, now, sha256=sha) for sha, data in sorted(files.items())]
     insert_ignoring_conflicts(conn, table, rows, ["sha256"])
 
 
@@ -301,7 +301,7 @@ def _add_comment(conn: Connection, target: Row[Any], prepared: Prepared) -> Inge
     _attachment_rows(conn, target.id, comment_id, mail, parts)
     conn.execute(update(SpacePost).where(col(SpacePost.id) == target.id).values(
         comment_count=col(SpacePost.comment_count) + 1,
-        last_activity_at=max(aware(target.last_activity_at), aware(post.received_at))))
+        last_activity_at=max(as_utc(target.last_activity_at), as_utc(post.received_at))))
     index_comment(conn, target.id, comment_id, body=body, author=_who(mail, post),
                   names=" ".join(a.filename for a in mail.attachments))
     # "v3 attached" in reply to the thread, an updated invitation: the library and the
@@ -356,7 +356,3 @@ def _add_post(conn: Connection, channel: str, prepared: Prepared,
                                  raw_sha256=prepared.raw_sha256))
     return Ingested(post_id, channel)
 
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -23,8 +23,9 @@ from sqlmodel import col
 
 from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.mail import Attachment
+from sluice.core.tables import as_utc
 from sluice.core.tables_board import Document, DocumentSend, DocumentVersion
-from sluice.core.tables_router import Blob
+from sluice.core.tables_router import Blob, blob_row
 from sluice.core.tables_space import SpacePost
 from sluice.space.access import visible_posts_clause
 from sluice.space.hooks import NewPost
@@ -148,8 +149,8 @@ def _store_missing_blobs(conn: Connection, new: NewPost, files: tuple[Attachment
         return
     now = datetime.now(UTC)
     found = message_parts(new.mail).attachments
-    rows = [{"sha256": sha, "size": len(data), "data": data, "created_at": now}
-            for sha, data in found.items() if sha in wanted - present]
+    rows = [blob_row(data, now, sha256=sha) for sha, data in found.items()
+            if sha in wanted - present]
     insert_ignoring_conflicts(conn, Blob.__table__, rows, ["sha256"])  # type: ignore[attr-defined]
 
 
@@ -251,8 +252,8 @@ def _visible_versions(conn: Connection, viewer: Viewer, *conditions: Any
         versions[(doc_id, number)] = {
             "version": number, "filename": filename, "content_type": ctype, "size": size,
             "sha256": sha, "links": tuple(links.split("\n")) if links else (),
-            "sender": sender, "sender_name": sender_name, "sent_at": _utc(sent_at)}
-        sends.setdefault((doc_id, number), []).append(Send(post_id, send_sender, _utc(send_at)))
+            "sender": sender, "sender_name": sender_name, "sent_at": as_utc(sent_at)}
+        sends.setdefault((doc_id, number), []).append(Send(post_id, send_sender, as_utc(send_at)))
     by_document: dict[int, list[VersionView]] = {}
     for (doc_id, number), fields in versions.items():
         by_document.setdefault(doc_id, []).append(
@@ -265,10 +266,6 @@ def _visible_versions(conn: Connection, viewer: Viewer, *conditions: Any
     views.sort(key=lambda d: (d.latest.sent_at, d.id), reverse=True)
     return views
 
-
-def _utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; every time Sluice stores is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def channel_documents(conn: Connection, viewer: Viewer, channel: str) -> list[DocumentView]:

@@ -10,7 +10,6 @@ commit together and the mail survives restarts and upstream outages like any pos
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.mail import GENERATED_HEADER
 from sluice.core.post import Post, post_to_json
 from sluice.core.tables import MessageRecord, RecipientOutcome, utcnow
-from sluice.core.tables_router import MAIL_OUT, PENDING, Blob, OutboxJob
+from sluice.core.tables_router import MAIL_OUT, PENDING, Blob, OutboxJob, blob_row
 from sluice.core.tables_space import Comment, PostRecipient, SpacePost
 
 #: Mail out of the space is retried this long (an MTA's usual queue lifetime), then given up.
@@ -96,11 +95,10 @@ def comment_mail(*, author: str, author_name: str, recipients: Iterable[str], su
 
 def _queue(conn: Connection, *, key: str, content: bytes, mail_from: str,
            recipients: tuple[str, ...], post: Post) -> None:
-    sha = hashlib.sha256(content).hexdigest()
     now = utcnow()
-    insert_ignoring_conflicts(conn, Blob.__table__,  # type: ignore[attr-defined]
-                              [{"sha256": sha, "size": len(content), "data": content,
-                                "created_at": now}], ["sha256"])
+    blob = blob_row(content, now)
+    sha = blob["sha256"]
+    insert_ignoring_conflicts(conn, Blob.__table__, [blob], ["sha256"])  # type: ignore[attr-defined]
     insert_ignoring_conflicts(conn, OutboxJob.__table__, [{  # type: ignore[attr-defined]
         "key": key, "destination": MAIL_OUT, "fingerprint": sha, "post_json": post_to_json(post),
         "raw_sha256": sha, "recipients": "\n".join(recipients), "mail_from": mail_from,

@@ -13,14 +13,14 @@ import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
 from sqlmodel import col
 
 from sluice.core.db import insert_ignoring_conflicts
-from sluice.core.tables import utcnow
+from sluice.core.tables import as_utc, utcnow
 from sluice.core.tables_router import Blob
 from sluice.core.tables_space import (
     WEB,
@@ -136,12 +136,9 @@ class AttachmentFile:
     inline: bool
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
 
 def encode_cursor(posted_at: datetime, post_id: int) -> str:
-    raw = f"{_aware(posted_at).isoformat()}|{post_id}".encode()
+    raw = f"{as_utc(posted_at).isoformat()}|{post_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -190,7 +187,7 @@ def channel_page(engine: Engine, viewer: Viewer, channel: str, *, limit: int = P
     posts = tuple(PostSummary(
         id=r.id, channel=r.channel, subject=r.subject, sender=r.sender,
         sender_name=r.sender_name, category=r.category, excerpt=r.excerpt,
-        posted_at=_aware(r.posted_at), comment_count=r.comment_count,
+        posted_at=as_utc(r.posted_at), comment_count=r.comment_count,
         attachment_count=int(r.attachment_count or 0), unread=bool(r.unread))
         for r in rows[:limit])
     more = len(rows) > limit
@@ -226,16 +223,16 @@ def get_post(engine: Engine, viewer: Viewer, post_id: int) -> PostDetail:
     return PostDetail(
         id=post.id, channel=post.channel, subject=post.subject, sender=post.sender,
         sender_name=post.sender_name, category=post.category,
-        posted_at=_aware(post.posted_at), last_activity_at=_aware(post.last_activity_at),
+        posted_at=as_utc(post.posted_at), last_activity_at=as_utc(post.last_activity_at),
         thread_id=post.thread_id or post.id, body_html=post.body_html,
         attachments=tuple(v for v in views if v.comment_id is None),
         comments=tuple(CommentView(
             id=c.id or 0, author=c.author, author_name=c.author_name, body_html=c.body_html,
-            source=c.source, created_at=_aware(c.created_at),
+            source=c.source, created_at=as_utc(c.created_at),
             attachments=tuple(v for v in views if v.comment_id == c.id)) for c in comments),
         reactions=tuple(ReactionView(name, REACTIONS[name], counts[name], name in mine)
                         for name in REACTIONS if counts[name]),
-        read=read_at is not None and _aware(read_at) >= _aware(post.last_activity_at),
+        read=read_at is not None and as_utc(read_at) >= as_utc(post.last_activity_at),
     )
 
 
