@@ -22,7 +22,12 @@ from typing import Any
 import pytest
 
 from tests.pg import PostgresServer, postgres, postgres_url  # noqa: F401  (fixtures)
+from tests.postfix import DOC_LMTP_FILTER_OPTION, PostfixInstance, PostfixMissing
 from tests.servers import SmtpSink, free_port, wait_for_port
+
+DEPLOY_DOC = Path(__file__).resolve().parents[1] / "docs" / "deploy.md"
+#: docs/deploy.md's content filter with two gateway nodes (Postfix 3.5 and later).
+DEPLOY_FILTER_OPTION = "  -o content_filter=sluice-lmtp:{hops}\n"
 
 RULES = (
     "internal_domains: [example.com]\n"
@@ -43,23 +48,29 @@ def message(subject: str, to: str = "bob@example.com") -> bytes:
 class Node:
     """`python -m sluice serve --role ROLES` with its own free ports."""
 
-    def __init__(self, tmp: Path, roles: str, *args: str, name: str = "") -> None:
+    def __init__(self, tmp: Path, roles: str, *args: str, name: str = "",
+                 lmtp: bool = False, port: int = 0) -> None:
         self.name = name or roles.replace(",", "-")
-        self.smtp, self.web, self.health = free_port(), free_port(), free_port()
+        self.smtp, self.web, self.health = port or free_port(), free_port(), free_port()
         self.log = tmp / f"{self.name}.log"
+        listen = f"{'lmtp://' if lmtp else ''}127.0.0.1:{self.smtp}"
         command = [sys.executable, "-m", "sluice", "serve", "--role", roles,
-                   "--listen", f"127.0.0.1:{self.smtp}", "--web-listen", f"127.0.0.1:{self.web}",
+                   "--listen", listen, "--web-listen", f"127.0.0.1:{self.web}",
                    "--health-listen", f"127.0.0.1:{self.health}", "--hostname", "gw.test",
                    "--no-classify", *args]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
     def ready(self) -> Node:
-        try:
-            wait_for_port(self.health, timeout=90)
-        except TimeoutError:
-            raise AssertionError(self.log.read_text()) from None
-        return self
+        """Wait for the health listener: it starts after the node's other listeners."""
+        deadline = time.monotonic() + 90
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                wait_for_port(self.health, timeout=0.5)
+                return self
+            except TimeoutError:
+                continue
+        raise AssertionError(f"{self.name} did not start:\n{self.log.read_text()}")
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         self.proc.send_signal(sig)
@@ -74,8 +85,9 @@ class Node:
 def nodes(tmp_path: Path) -> Iterator[Callable[..., Node]]:
     started: list[Node] = []
 
-    def start(roles: str, *args: str, name: str = "") -> Node:
-        node = Node(tmp_path, roles, *args, name=name)
+    def start(roles: str, *args: str, name: str = "", lmtp: bool = False,
+              port: int = 0) -> Node:
+        node = Node(tmp_path, roles, *args, name=name, lmtp=lmtp, port=port)
         started.append(node)
         return node
 
@@ -272,3 +284,69 @@ def test_all_roles_on_postgres_report_the_database(
     assert wait_until(lambda: get(node.web)[0] == 200), get(node.web)
     node.signal()
     assert node.proc.wait(30) == 0
+
+
+class TwoHopPostfix(PostfixInstance):
+    """Debian's Postfix whose LMTP content filter names two gateway nodes, as
+    docs/deploy.md shows it."""
+
+    def __init__(self, relayhost: str) -> None:
+        self.hops = [free_port(), free_port()]
+        super().__init__(relayhost)
+
+    def _write_config(self, uid: int, gid: int) -> None:
+        super()._write_config(uid, gid)
+        master = self.config_dir / "master.cf"
+        single = DOC_LMTP_FILTER_OPTION.format(sluice_port=self.sluice_lmtp_port)
+        hops = ",".join(f"[127.0.0.1]:{port}" for port in self.hops)
+        text = master.read_text()
+        assert single in text
+        master.write_text(text.replace(single, DEPLOY_FILTER_OPTION.format(hops=hops)))
+
+
+def test_the_documented_filter_line_is_the_tested_one() -> None:
+    shown = DEPLOY_FILTER_OPTION.format(hops="[10.0.0.11]:10024,[10.0.0.12]:10024")
+    assert shown in DEPLOY_DOC.read_text()
+
+
+@pytest.mark.postfix
+def test_postfix_moves_on_to_the_second_gateway_when_the_first_drains(
+        nodes: Callable[..., Node], clean_sink: SmtpSink, tmp_path: Path) -> None:
+    """Postfix tries the listed next hops in order: all mail goes to the first gateway
+    node; once it stops (listener closed), the next delivery goes to the second. Both
+    share one database; every message reaches the sink once."""
+    try:
+        postfix = TwoHopPostfix(clean_sink.address)
+    except PostfixMissing as exc:
+        pytest.fail(f"Postfix is needed for the @pytest.mark.postfix tests: {exc}")
+    try:
+        postfix.start()
+        common = ("--data-dir", str(tmp_path / "data"), "--upstream", postfix.reinjection)
+        # One after the other: the first creates the schema.
+        first = nodes("gateway", *common, name="first", lmtp=True, port=postfix.hops[0]).ready()
+        second = nodes("gateway", *common, name="second", lmtp=True, port=postfix.hops[1])
+        second.ready()
+
+        def send(subject: str) -> None:
+            with smtplib.SMTP("127.0.0.1", postfix.public_lmtp_port, timeout=30) as client:
+                client.sendmail("boss@example.com", ["bob@example.com"], message(subject))
+
+        for number in range(3):
+            send(f"before {number}")
+        postfix.wait_until_idle(60)
+        postfix.wait_for_log(rf"relay=127\.0\.0\.1\[127\.0\.0\.1\]:{postfix.hops[0]}")
+        assert f":{postfix.hops[1]}," not in postfix.log()  # the list is tried in order
+        first.signal()
+        assert first.proc.wait(30) == 0
+        for number in range(3):
+            send(f"after {number}")
+        postfix.wait_until_idle(60)
+        log = postfix.log()
+        assert log.count(f"127.0.0.1[127.0.0.1]:{postfix.hops[1]}, ") >= 3, postfix.log_tail()
+        subjects = sorted(line for m in clean_sink.wait_for(6)
+                          for line in m.content.decode().splitlines()
+                          if line.startswith("Subject:"))
+        assert subjects == sorted(f"Subject: {when} {n}" for when in ("before", "after")
+                                  for n in range(3))
+    finally:
+        postfix.stop()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, time
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import Connection, text, update
 from sqlmodel import Session, col, select
 
 from sluice.core.db import init_schema, insert_ignoring_conflicts, make_engine
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 LEDGER_PRUNE_INTERVAL = 3600.0
 #: Between two looks at the sessions while draining.
 DRAIN_POLL = 0.05
+#: PostgreSQL advisory lock taken by the worker node that sends the daily digests.
+DIGEST_LOCK_KEY = 0x51_D1_6E_57
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +271,48 @@ class Gateway:
             return added > 0
 
     async def send_digests(self) -> int:
-        """Send every user their pending digest; returns how many digests were sent."""
+        """Send every user their pending digest; returns how many digests were sent.
+
+        Every worker node fires at `digest_time`. On PostgreSQL the node that gets the
+        advisory lock sends them all and the others skip; a node firing later finds
+        nothing pending. (SQLite is one node.)"""
+        lock = await asyncio.to_thread(self._lock_digests)
+        if lock is False:
+            log.info("another node is sending the digests")
+            return 0
+        try:
+            return await self._send_digests()
+        finally:
+            if not isinstance(lock, bool):
+                await asyncio.to_thread(self._unlock_digests, lock)
+
+    def _lock_digests(self) -> Connection | bool:
+        """PostgreSQL: the connection holding the lock, or False when another node holds
+        it. Elsewhere: True (no lock needed)."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        conn = self.engine.connect()
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                               {"key": DIGEST_LOCK_KEY}).scalar()
+            conn.commit()  # a session-level lock outlives the transaction
+        except Exception:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return False
+        return conn
+
+    @staticmethod
+    def _unlock_digests(conn: Connection) -> None:
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": DIGEST_LOCK_KEY})
+            conn.commit()
+        finally:
+            conn.close()
+
+    async def _send_digests(self) -> int:
         pending = await asyncio.to_thread(self._pending_digests)
         sent = 0
         for user, items in pending.items():
