@@ -140,6 +140,16 @@ class Settings(BaseSettings):
     #: When set, `Authorization: Bearer <token>` may scrape /metrics from anywhere.
     metrics_token: str = ""
 
+    # Running as one node of several (`sluice serve --role`, docs/deploy.md).
+    #: On SIGTERM/SIGINT, sessions in the middle of a transaction get this long to finish;
+    #: what is left then is answered 421 (the client retries, nothing acknowledged is lost).
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    #: HOST:PORT of the small health and metrics listener (/healthz, /metrics) of a node
+    #: without the web role; empty: none.
+    health_listen: str = ""
+    #: /healthz fails the worker when its last completed round is older than this.
+    health_worker_max_age: float = Field(default=300.0, gt=0)
+
     #: Testing only: pause this long after a message is safe and before answering 250, so a
     #: test can kill the gateway in exactly that window. Refused unless SLUICE_TESTING=1.
     fault_pause_before_reply: float = 0.0

@@ -1,4 +1,7 @@
-"""Command-line entry points of the gateway: `sluice gateway`, `sluice serve`, `sluice passwd`."""
+"""Options shared by the commands that run the gateway, their stop signals, `sluice passwd`.
+
+`sluice serve`, `sluice gateway` and `sluice worker` themselves are in sluice/serve.py: a
+node runs any mix of roles, and the health listener sits above the gateway package."""
 
 from __future__ import annotations
 
@@ -53,6 +56,12 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-worker", dest="worker", action="store_false", default=None,
                         help="do not run the outbox worker in this process")
     parser.add_argument("--base-url", help="how people reach the web app (links in posts)")
+    parser.add_argument("--shutdown-grace", type=float, metavar="SECONDS",
+                        help="on SIGTERM/SIGINT, transactions under way get this long to "
+                             "finish before the rest is answered 421 (default 30)")
+    parser.add_argument("--health-listen", metavar="HOST:PORT",
+                        help="serve /healthz and /metrics on this address (for nodes "
+                             "without the web role; default: none)")
 
 
 SETTINGS_OPTIONS = (
@@ -60,7 +69,7 @@ SETTINGS_OPTIONS = (
     "tls_cert", "tls_key", "require_starttls", "auth_users_file", "upstream_starttls",
     "upstream_user", "max_message_size", "max_recipients", "max_sessions", "command_timeout",
     "data_timeout", "classifier_model", "classify", "rules_file", "outbox_deadline", "worker",
-    "base_url",
+    "base_url", "shutdown_grace", "health_listen",
 )
 
 
@@ -68,21 +77,6 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
     overrides = {name: getattr(args, name, None) for name in SETTINGS_OPTIONS}
     overrides.update(extra)
     return load_settings(args.config, **overrides)
-
-
-async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
-    from sluice.gateway.server import Gateway
-
-    gateway = Gateway(settings)
-    await gateway.start()
-    for spec, port in zip(gateway.specs, gateway.bound_ports, strict=True):
-        print(f"sluice gateway: {'LMTP' if spec.lmtp else 'SMTP'} on {spec.host}:{port}, "
-              f"{'upstream ' + settings.upstream if settings.upstream else 'local maildirs'}",
-              file=sys.stderr, flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await gateway.stop()
 
 
 def stop_event() -> asyncio.Event:
@@ -93,34 +87,23 @@ def stop_event() -> asyncio.Event:
     return stop
 
 
-def cmd_gateway(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+def shutdown_events() -> tuple[asyncio.Event, asyncio.Event]:
+    """(stop, force): the first SIGTERM/SIGINT asks for a graceful stop, a second one for
+    an immediate one."""
+    stop, force = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
 
-    async def main() -> None:
-        await run_gateway(settings, stop_event())
+    def signalled() -> None:
+        if stop.is_set():
+            print("sluice: stopping at once", file=sys.stderr, flush=True)
+            force.set()
+            return
+        print("sluice: stopping (a second signal stops at once)", file=sys.stderr, flush=True)
+        stop.set()
 
-    asyncio.run(main())
-    return 0
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    """The outbox worker alone (split deployments: gateways run with --no-worker)."""
-    settings = settings_from_args(args, listen=[], worker=True)
-
-    async def main() -> None:
-        from sluice.gateway.server import Gateway
-
-        gateway = Gateway(settings)
-        await gateway.start()
-        print(f"sluice worker: publishing to {', '.join(gateway.destinations) or 'nothing'}",
-              file=sys.stderr, flush=True)
-        try:
-            await stop_event().wait()
-        finally:
-            await gateway.stop()
-
-    asyncio.run(main())
-    return 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signalled)
+    return stop, force
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
@@ -133,14 +116,6 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 
 def register(commands: Any) -> None:
-    gateway = commands.add_parser("gateway", help="run the SMTP/LMTP relay")
-    add_settings_arguments(gateway)
-    gateway.set_defaults(func=cmd_gateway)
-
-    worker = commands.add_parser("worker", help="run only the outbox worker")
-    add_settings_arguments(worker)
-    worker.set_defaults(func=cmd_worker)
-
     passwd = commands.add_parser("passwd", help="print a users-file line for SMTP AUTH")
     passwd.add_argument("user")
     passwd.set_defaults(func=cmd_passwd)

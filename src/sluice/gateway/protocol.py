@@ -57,6 +57,8 @@ class _GatewayProtocol(SMTP):
         self._admitted = False
         #: True from DATA until its reply is sent: shutdown waits for such sessions.
         self.busy = False
+        #: Set by the gateway's shutdown: no new transaction starts on this connection.
+        self.draining = False
         self._data_started = self._data_armed = 0.0
 
     # -- addresses --------------------------------------------------------------------
@@ -97,6 +99,25 @@ class _GatewayProtocol(SMTP):
             self._admitted = False
             self.event_handler.release()
         super().connection_lost(error)
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """MAIL given or DATA under way: a transaction the shutdown lets finish."""
+        return self.busy or (self.envelope is not None and self.envelope.mail_from is not None)
+
+    def goodbye(self) -> None:
+        """Shutdown: 421 (the client keeps the mail and retries), then close."""
+        if isinstance(self.transport, asyncio.WriteTransport) and not self.transport.is_closing():
+            self.transport.write(b"421 4.3.2 Service shutting down, try again later\r\n")
+            self.transport.close()
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.draining:  # a client pipelining its next transaction after our reply
+            self.goodbye()
+            return
+        await super().smtp_MAIL(arg)
 
     # -- DATA -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, time
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import Connection, text, update
 from sqlmodel import Session, col, select
 
 from sluice.core.db import init_schema, insert_ignoring_conflicts, make_engine
@@ -44,8 +44,10 @@ log = logging.getLogger(__name__)
 
 #: How often old ledger entries are pruned.
 LEDGER_PRUNE_INTERVAL = 3600.0
-#: On shutdown, sessions in the middle of DATA get this long to finish.
-SHUTDOWN_GRACE = 30.0
+#: Between two looks at the sessions while draining.
+DRAIN_POLL = 0.05
+#: PostgreSQL advisory lock taken by the worker node that sends the daily digests.
+DIGEST_LOCK_KEY = 0x51_D1_6E_57
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,8 @@ class Gateway:
         self.sessions: weakref.WeakSet[GatewaySMTP | GatewayLMTP] = weakref.WeakSet()
         self._prune_task: asyncio.Task[None] | None = None
         self._reload_task: asyncio.Task[None] | None = None
+        #: True from the first moment of `stop`: listeners closed, health says draining.
+        self.draining = False
 
     async def _route(self, mail: Mail, recipients: tuple[str, ...]) -> RoutingDecision:
         decision = await self._routing(mail, recipients)
@@ -267,7 +271,48 @@ class Gateway:
             return added > 0
 
     async def send_digests(self) -> int:
-        """Send every user their pending digest; returns how many digests were sent."""
+        """Send every user their pending digest; returns how many digests were sent.
+
+        Every worker node fires at `digest_time`. On PostgreSQL the node that gets the
+        advisory lock sends them all and the others skip; a node firing later finds
+        nothing pending. (SQLite is one node.)"""
+        lock = await asyncio.to_thread(self._lock_digests)
+        if lock is False:
+            log.info("another node is sending the digests")
+            return 0
+        try:
+            return await self._send_digests()
+        finally:
+            if not isinstance(lock, bool):
+                await asyncio.to_thread(self._unlock_digests, lock)
+
+    def _lock_digests(self) -> Connection | bool:
+        """PostgreSQL: the connection holding the lock, or False when another node holds
+        it. Elsewhere: True (no lock needed)."""
+        if self.engine.dialect.name != "postgresql":
+            return True
+        conn = self.engine.connect()
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                               {"key": DIGEST_LOCK_KEY}).scalar()
+            conn.commit()  # a session-level lock outlives the transaction
+        except Exception:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return False
+        return conn
+
+    @staticmethod
+    def _unlock_digests(conn: Connection) -> None:
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": DIGEST_LOCK_KEY})
+            conn.commit()
+        finally:
+            conn.close()
+
+    async def _send_digests(self) -> int:
         pending = await asyncio.to_thread(self._pending_digests)
         sent = 0
         for user, items in pending.items():
@@ -308,6 +353,10 @@ class Gateway:
         return {rcpt for rcpt, reply in replies.items() if reply.temporary}
 
     @property
+    def worker_running(self) -> bool:
+        return self._worker_task is not None and not self._worker_task.done()
+
+    @property
     def bound_ports(self) -> list[int]:
         return [s.sockets[0].getsockname()[1] for s in self.servers if s.sockets]
 
@@ -321,14 +370,24 @@ class Gateway:
                 log.exception("ledger pruning failed")
             await asyncio.sleep(LEDGER_PRUNE_INTERVAL)
 
-    async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
-        """Stop listening, let messages in DATA finish (up to `grace` seconds), then close."""
+    async def stop(self, grace: float | None = None,
+                   force: asyncio.Event | None = None) -> bool:
+        """Graceful shutdown; True when everything in flight finished.
+
+        The listeners close at once (new connections are refused) and idle sessions are
+        answered 421; transactions under way (MAIL given, or in DATA) get `grace` seconds
+        (default `shutdown_grace`) to end, then what is left is answered 421 too. The worker
+        finishes the job in hand and releases its other claims. `force` set (a second
+        signal) ends the wait at once; the worker is then cancelled and its claims lapse
+        with their lease. Nothing acknowledged is lost either way: 250 came after a commit.
+        """
+        self.draining = True
         for server in self.servers:
             server.close()
+        self._stopping.set()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while any(s.busy for s in self.sessions) and loop.time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        deadline = loop.time() + (self.settings.shutdown_grace if grace is None else grace)
+        finished = await self._drain_sessions(deadline, force)
         await asyncio.gather(*(s.close_session() for s in list(self.sessions)))
         for server in self.servers:
             await server.wait_closed()
@@ -336,11 +395,9 @@ class Gateway:
             self._prune_task.cancel()
         if self._reload_task:
             self._reload_task.cancel()
-        self._stopping.set()
-        if self._worker_task is not None:
-            await self._worker_task
-        if self._digest_task is not None:
-            await self._digest_task
+        for task in (self._worker_task, self._digest_task):
+            if task is not None:
+                finished = await self._finish_task(task, deadline, force) and finished
         await self.deliverer.close()
         # A closed transport releases its socket on a later turn of the loop (after STARTTLS
         # the raw transport under the TLS one only once that one is lost): wait until every
@@ -357,3 +414,38 @@ class Gateway:
         await asyncio.sleep(0.02)
         self.store.close()
         self.engine.dispose()
+        return finished
+
+    async def _drain_sessions(self, deadline: float, force: asyncio.Event | None) -> bool:
+        """Say 421 to every session not in a transaction (again after each one ends) until
+        none is left or the time is up; then to the rest. True when none was cut off."""
+        loop = asyncio.get_running_loop()
+        while True:
+            open_sessions = [s for s in self.sessions if s.transport is not None]
+            for session in open_sessions:
+                session.draining = True
+                if not session.in_transaction:
+                    session.goodbye()
+            busy = [s for s in open_sessions if s.in_transaction]
+            if not busy or loop.time() >= deadline or (force is not None and force.is_set()):
+                break
+            await asyncio.sleep(DRAIN_POLL)
+        for session in busy:
+            log.warning("shutdown: session %r still in a transaction; answered 421",
+                        session.session and session.session.peer)
+            session.goodbye()
+        return not busy
+
+    @staticmethod
+    async def _finish_task(task: asyncio.Task[None], deadline: float,
+                           force: asyncio.Event | None) -> bool:
+        """Wait for a background task until the deadline or `force`; then cancel it."""
+        loop = asyncio.get_running_loop()
+        while not task.done() and loop.time() < deadline and not (force and force.is_set()):
+            await asyncio.wait({task}, timeout=min(DRAIN_POLL * 4, max(deadline - loop.time(), 0)))
+        if task.done():
+            return True
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        return False

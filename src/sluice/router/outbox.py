@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -83,7 +84,8 @@ class OutboxWorker:
         self.poll_seconds = poll_seconds
         self.on_published = on_published
         self._wake = asyncio.Event()
-
+        #: time.monotonic() when the last round finished without an error (health checks).
+        self.last_round: float | None = None
 
     def wake(self) -> None:
         """New work was committed: look now rather than at the next poll."""
@@ -92,7 +94,8 @@ class OutboxWorker:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                handled = await self.run_once()
+                handled = await self.run_once(stop)
+                self.last_round = time.monotonic()
             except Exception:
                 log.exception("outbox round failed; trying again")
                 handled = 0
@@ -106,14 +109,27 @@ class OutboxWorker:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def run_once(self) -> int:
-        """Claim due jobs and work them; returns how many were handled."""
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """Claim due jobs and work them; returns how many were handled. Once `stop` is set,
+        the job in hand is finished and the other claims are released at once, so another
+        worker need not wait for their lease to run out."""
         jobs, published = await asyncio.to_thread(self._claim)
         for job, post in published:
             await self._after(job, post)
-        for job in jobs:
+        for index, job in enumerate(jobs):
+            if stop is not None and stop.is_set():
+                await asyncio.to_thread(self._release, jobs[index:])
+                return index + len(published)
             await self._work(job)
         return len(jobs) + len(published)
+
+    def _release(self, jobs: list[OutboxJob]) -> None:
+        with Session(self.engine) as session:
+            session.execute(update(OutboxJob)
+                            .where(col(OutboxJob.id).in_([j.id for j in jobs]),
+                                   col(OutboxJob.state) == PENDING)
+                            .values(claimed_until=None))
+            session.commit()
 
     def _claim(self) -> tuple[list[OutboxJob], list[tuple[OutboxJob, Post]]]:
         """Claim due jobs; publish those for local destinations right in the claiming
