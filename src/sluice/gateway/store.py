@@ -17,17 +17,17 @@ import asyncio
 import contextlib
 import logging
 import queue
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Engine
 
 from sluice.core.errors import StorageUnavailable
+from sluice.core.rawsql import bind, driver_sql, insert_sql
 from sluice.core.tables import LedgerEntry, MessageRecord, RecipientOutcome, utcnow
 from sluice.core.tables_router import DigestItem, OutboxJob
 
@@ -195,7 +195,8 @@ class _Sql:
     """The hot path's statements, in the driver's parameter style, built once."""
 
     def __init__(self, engine: Engine) -> None:
-        self.sqlite = engine.dialect.name == "sqlite"
+        self.dialect = engine.dialect.name
+        self.sqlite = self.dialect == "sqlite"
         self.ledger_lookup = self._q(
             "SELECT recipient, reply FROM ledger WHERE fingerprint = :fingerprint")
         self.insert_message = self._insert("message", MESSAGE_COLUMNS, "fingerprint")
@@ -212,25 +213,14 @@ class _Sql:
         self.prune = self._q("DELETE FROM ledger WHERE at < :cutoff")
 
     def _q(self, text: str) -> str:
-        return text if self.sqlite else re.sub(r":(\w+)", r"%(\1)s", text)
+        return driver_sql(self.dialect, text)
 
     def _insert(self, table: str, columns: tuple[str, ...], conflict: str | None) -> str:
-        names = ", ".join(f'"{c}"' for c in columns)
-        values = ", ".join(f":{c}" for c in columns)
-        tail = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
-        return self._q(f"INSERT INTO {table} ({names}) VALUES ({values}){tail}")
+        return self._q(insert_sql(table, columns, conflict))
 
     def bind(self, row: dict[str, Any]) -> dict[str, Any]:
         """SQLite gets datetimes in SQLAlchemy's storage format, so both read them alike."""
-        if not self.sqlite:
-            return row
-        return {k: _sqlite_time(v) if isinstance(v, datetime) else v for k, v in row.items()}
-
-
-def _sqlite_time(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return bind(self.dialect, row) if self.sqlite else row
 
 
 def _columns(table: Any) -> tuple[str, ...]:

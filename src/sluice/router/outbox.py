@@ -19,6 +19,7 @@ from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
 
 from sluice.core.post import Post
+from sluice.core.rawsql import Raw
 from sluice.core.tables import as_utc, utcnow
 from sluice.core.tables_router import DONE, FAILED, FALLBACK, MAIL_OUT, PENDING, OutboxJob
 from sluice.router.blobs import BlobStore
@@ -33,6 +34,9 @@ CLAIM_BATCH = 20
 CLAIM_LEASE = timedelta(minutes=2)
 MAX_BACKOFF = timedelta(minutes=5)
 FIRST_BACKOFF = timedelta(seconds=5)
+
+_FINISH_JOB = ("UPDATE outbox_job SET state = :state, link = :link, done_at = :done_at, "
+               "claimed_until = NULL, attempts = :attempts WHERE id = :id")
 
 #: Deliver (mail_from, recipients, content); returns the recipients to try again later.
 FallbackSender = Callable[[str, tuple[str, ...], bytes], Awaitable[set[str]]]
@@ -171,12 +175,13 @@ class OutboxWorker:
             work.append((job, destination, post,
                          destination.prepare_in(conn, post, job.raw_sha256)))
         published: list[tuple[OutboxJob, Post]] = []
+        finished = []
         for job, destination, post, prepared in work:
             result = destination.publish_prepared(conn, prepared)
-            conn.execute(update(OutboxJob).where(col(OutboxJob.id) == job.id).values(
-                state=DONE, link=result.link, done_at=now, claimed_until=None,
-                attempts=job.attempts + 1))
+            finished.append({"id": job.id, "state": DONE, "link": result.link, "done_at": now,
+                             "attempts": job.attempts + 1})
             published.append((job, post))
+        Raw(conn).executemany(_FINISH_JOB, finished)
         return published
 
     async def _work(self, job: OutboxJob) -> None:
