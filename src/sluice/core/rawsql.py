@@ -27,8 +27,10 @@ def driver_sql(dialect: str, text: str) -> str:
     return re.sub(r":(\w+)", r"%(\1)s", text.replace("%", "%%"))
 
 
+@functools.lru_cache(maxsize=256)
 def sqlite_time(moment: datetime) -> str:
-    """A datetime as SQLAlchemy stores it in SQLite (UTC, no zone), so both read it alike."""
+    """A datetime as SQLAlchemy stores it in SQLite (UTC, no zone), so both read it alike.
+    Cached: one message's rows carry the same few moments."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.isoformat(" ", "microseconds")

@@ -239,7 +239,9 @@ OUTCOME_COLUMNS = _columns(RecipientOutcome.__table__)  # type: ignore[attr-defi
 LEDGER_COLUMNS = _columns(LedgerEntry.__table__)  # type: ignore[attr-defined]
 OUTBOX_COLUMNS = _columns(OutboxJob.__table__)  # type: ignore[attr-defined]
 OUTBOX_DEFAULTS = _defaults(OutboxJob)
+OUTBOX_START = {**OUTBOX_DEFAULTS, "claimed_until": None, "done_at": None}
 DIGEST_COLUMNS = _columns(DigestItem.__table__)  # type: ignore[attr-defined]
+DIGEST_START = {"sent_at": None}
 BLOB_COLUMNS = ("sha256", "size", "data", "created_at")
 
 
@@ -292,13 +294,17 @@ def _rows(sql: _Sql, facts: MessageFacts) -> _Rows:
         ledger=[sql.bind({
             "fingerprint": fingerprint, "recipient": r, "reply": reply[:1024], "at": now,
         }) for r, reply in facts.delivered],
-        outbox=[sql.bind({c: {**OUTBOX_DEFAULTS, "claimed_until": None, "done_at": None,
-                              **row}.get(c) for c in OUTBOX_COLUMNS})
-                for row in facts.outbox],
-        digest=[sql.bind({c: {"sent_at": None, **row}.get(c) for c in DIGEST_COLUMNS})
-                for row in facts.digest],
+        outbox=[sql.bind(_complete(OUTBOX_COLUMNS, OUTBOX_START, row)) for row in facts.outbox],
+        digest=[sql.bind(_complete(DIGEST_COLUMNS, DIGEST_START, row)) for row in facts.digest],
         blobs=[sql.bind(dict(row)) for row in facts.blobs],
     )
+
+
+def _complete(columns: tuple[str, ...], start: dict[str, Any],
+              row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every column of the statement, defaults where it has none."""
+    merged = {**start, **row}
+    return {c: merged.get(c) for c in columns}
 
 
 def _record(cur: Any, sql: _Sql, rows: _Rows) -> None:

@@ -164,7 +164,11 @@ def load_raw(conn: Connection, post: Post, raw_sha256: str) -> bytes:
 
 def prepare(post: Post, raw: bytes, raw_sha256: str) -> Prepared:
     """Parse, sanitise and take apart the message (pure)."""
-    mail = parse(raw)
+    return prepare_mail(post, parse(raw), raw_sha256)
+
+
+def prepare_mail(post: Post, mail: Mail, raw_sha256: str) -> Prepared:
+    """Sanitise and take apart a parsed message (pure); its envelope is not used."""
     # parse counts every part message_parts would return: mail without attachments and
     # inline images (most of it) is not walked a second time.
     parts = (message_parts(mail) if mail.attachments or mail.inline_images
