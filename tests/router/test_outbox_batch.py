@@ -11,13 +11,15 @@ from sqlalchemy import Connection, Engine
 from sqlmodel import Session, col, select
 
 from sluice.core.db import init_schema, make_engine
+from sluice.core.mail import Envelope, Mail
 from sluice.core.parse import parse
 from sluice.core.post import Post
 from sluice.core.settings import load_settings
 from sluice.core.tables_router import DONE, PENDING, Blob, OutboxJob
+from sluice.core.tables_space import PostRecipient, SpacePost
 from sluice.router.blobs import BlobStore, blob_row
 from sluice.router.destinations import Published, SpaceDestination
-from sluice.router.outbox import OutboxEntry, OutboxWorker
+from sluice.router.outbox import OutboxEntry, OutboxWorker, _Parsed
 from sluice.router.post import build_post
 from sluice.space.ingest import Prepared
 
@@ -86,3 +88,49 @@ def test_batch_is_published_and_one_bad_post_is_retried_alone(tmp_path: Path) ->
     assert all(state[f].state == DONE and state[f].link for f in ("f00", "f02", "f03", "f04",
                                                                   "f05"))
     assert sorted(published) == ["five", "four", "one", "six", "three"]
+
+
+class CountingSpace(SpaceDestination):
+    """The shared space, counting how many posts came with the gateway's parsed message."""
+
+    handed_over = 0
+
+    def prepare_in(self, conn: Connection, post: Post, raw_sha256: str,
+                   mail: Mail | None = None) -> Prepared:
+        self.handed_over += mail is not None
+        return super().prepare_in(conn, post, raw_sha256, mail)
+
+
+def test_a_message_handed_over_by_the_gateway_is_posted_as_if_parsed_from_the_blob(
+        tmp_path: Path) -> None:
+    rows = []
+    for handed in (False, True):
+        engine = make_engine(load_settings(None, data_dir=tmp_path / str(handed)))
+        init_schema(engine)
+        queue(engine, ["news with <b>markup</b>"])
+        space = CountingSpace("team", "team", engine)
+        worker = OutboxWorker(engine, BlobStore(engine), {"team": space}, no_fallback)
+        with Session(engine) as session:
+            raw = session.exec(select(Blob)).one().data
+        envelope = Envelope(SENDER, ("alice@example.com",))
+        if handed:  # as the gateway does after its commit: its parse, with the SMTP envelope
+            worker.wake(blob_row(raw)["sha256"], parse(raw, envelope))
+        assert asyncio.run(worker.run_once()) == 1
+        assert space.handed_over == handed
+        with Session(engine) as session:
+            post = session.exec(select(SpacePost)).one().model_dump()
+            recipients = sorted((r.address, r.role) for r in session.exec(select(PostRecipient)))
+        rows.append(({k: v for k, v in post.items() if k not in ("posted_at", "last_activity_at")},
+                     recipients))
+    assert rows[0] == rows[1]
+
+
+def test_handed_over_messages_are_kept_within_a_byte_budget() -> None:
+    kept = _Parsed(budget=2500)
+    mails = {name: parse(f"Subject: {name}\r\n\r\n{'x' * 1000}\r\n".encode())
+             for name in ("a", "b", "c")}
+    for name, mail in mails.items():
+        kept.put(name, mail)
+    assert kept.take("a") is None  # the oldest went when "c" came
+    assert kept.take("b") is mails["b"] and kept.take("b") is None  # taken once
+    assert kept.take("c") is mails["c"]

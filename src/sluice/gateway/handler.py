@@ -59,9 +59,10 @@ class GatewayHandler:
 
     def __init__(self, settings: Settings, store: Store, deliverer: Deliverer,
                  hook: PipelineHook = deliver_everything, *, auth_enabled: bool = False,
-                 on_posts: Callable[[], None] | None = None) -> None:
+                 on_posts: Callable[[str, Mail | None], None] | None = None) -> None:
         self.settings = settings
-        #: Called after posts were committed (wakes the outbox worker).
+        #: Called after posts were committed (wakes the outbox worker), with the raw
+        #: message's sha256 and the parsed message (a worker in this process reuses it).
         self.on_posts = on_posts
         self.store = store
         self.deliverer = deliverer
@@ -200,7 +201,7 @@ class GatewayHandler:
                 log.error("could not record message %s after relaying it", print_[:16])
         METRICS.observe_message(facts)
         if outbox and self.on_posts is not None:
-            self.on_posts()
+            self.on_posts(outbox[0].raw_sha256, mail)
         if self.settings.fault_pause_before_reply:
             await asyncio.sleep(self.settings.fault_pause_before_reply)
         if is_lmtp:

@@ -17,17 +17,17 @@ import asyncio
 import contextlib
 import logging
 import queue
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Engine
 
 from sluice.core.errors import StorageUnavailable
+from sluice.core.rawsql import bind, driver_sql, insert_sql
 from sluice.core.tables import LedgerEntry, MessageRecord, RecipientOutcome, utcnow
 from sluice.core.tables_router import DigestItem, OutboxJob
 
@@ -195,7 +195,8 @@ class _Sql:
     """The hot path's statements, in the driver's parameter style, built once."""
 
     def __init__(self, engine: Engine) -> None:
-        self.sqlite = engine.dialect.name == "sqlite"
+        self.dialect = engine.dialect.name
+        self.sqlite = self.dialect == "sqlite"
         self.ledger_lookup = self._q(
             "SELECT recipient, reply FROM ledger WHERE fingerprint = :fingerprint")
         self.insert_message = self._insert("message", MESSAGE_COLUMNS, "fingerprint")
@@ -212,25 +213,14 @@ class _Sql:
         self.prune = self._q("DELETE FROM ledger WHERE at < :cutoff")
 
     def _q(self, text: str) -> str:
-        return text if self.sqlite else re.sub(r":(\w+)", r"%(\1)s", text)
+        return driver_sql(self.dialect, text)
 
     def _insert(self, table: str, columns: tuple[str, ...], conflict: str | None) -> str:
-        names = ", ".join(f'"{c}"' for c in columns)
-        values = ", ".join(f":{c}" for c in columns)
-        tail = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
-        return self._q(f"INSERT INTO {table} ({names}) VALUES ({values}){tail}")
+        return self._q(insert_sql(table, columns, conflict))
 
     def bind(self, row: dict[str, Any]) -> dict[str, Any]:
         """SQLite gets datetimes in SQLAlchemy's storage format, so both read them alike."""
-        if not self.sqlite:
-            return row
-        return {k: _sqlite_time(v) if isinstance(v, datetime) else v for k, v in row.items()}
-
-
-def _sqlite_time(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return bind(self.dialect, row) if self.sqlite else row
 
 
 def _columns(table: Any) -> tuple[str, ...]:
@@ -249,7 +239,9 @@ OUTCOME_COLUMNS = _columns(RecipientOutcome.__table__)  # type: ignore[attr-defi
 LEDGER_COLUMNS = _columns(LedgerEntry.__table__)  # type: ignore[attr-defined]
 OUTBOX_COLUMNS = _columns(OutboxJob.__table__)  # type: ignore[attr-defined]
 OUTBOX_DEFAULTS = _defaults(OutboxJob)
+OUTBOX_START = {**OUTBOX_DEFAULTS, "claimed_until": None, "done_at": None}
 DIGEST_COLUMNS = _columns(DigestItem.__table__)  # type: ignore[attr-defined]
+DIGEST_START = {"sent_at": None}
 BLOB_COLUMNS = ("sha256", "size", "data", "created_at")
 
 
@@ -302,13 +294,17 @@ def _rows(sql: _Sql, facts: MessageFacts) -> _Rows:
         ledger=[sql.bind({
             "fingerprint": fingerprint, "recipient": r, "reply": reply[:1024], "at": now,
         }) for r, reply in facts.delivered],
-        outbox=[sql.bind({c: {**OUTBOX_DEFAULTS, "claimed_until": None, "done_at": None,
-                              **row}.get(c) for c in OUTBOX_COLUMNS})
-                for row in facts.outbox],
-        digest=[sql.bind({c: {"sent_at": None, **row}.get(c) for c in DIGEST_COLUMNS})
-                for row in facts.digest],
+        outbox=[sql.bind(_complete(OUTBOX_COLUMNS, OUTBOX_START, row)) for row in facts.outbox],
+        digest=[sql.bind(_complete(DIGEST_COLUMNS, DIGEST_START, row)) for row in facts.digest],
         blobs=[sql.bind(dict(row)) for row in facts.blobs],
     )
+
+
+def _complete(columns: tuple[str, ...], start: dict[str, Any],
+              row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every column of the statement, defaults where it has none."""
+    merged = {**start, **row}
+    return {c: merged.get(c) for c in columns}
 
 
 def _record(cur: Any, sql: _Sql, rows: _Rows) -> None:

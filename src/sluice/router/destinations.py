@@ -20,8 +20,16 @@ import httpx
 from sqlalchemy import Connection, Engine
 
 from sluice.core.errors import ConfigError
+from sluice.core.mail import Mail
 from sluice.core.post import Post
-from sluice.space.ingest import Prepared, ingest_prepared, load_raw, post_path, prepare
+from sluice.space.ingest import (
+    Prepared,
+    ingest_prepared,
+    load_raw,
+    post_path,
+    prepare,
+    prepare_mail,
+)
 
 #: A destination that does not answer within this many seconds has failed this attempt.
 PUBLISH_TIMEOUT = 20.0
@@ -203,9 +211,13 @@ class SpaceDestination:
         thread of the channel becomes a comment on it; the link then points at the thread."""
         return self.publish_prepared(conn, self.prepare_in(conn, post, raw_sha256))
 
-    def prepare_in(self, conn: Connection, post: Post, raw_sha256: str) -> Prepared:
+    def prepare_in(self, conn: Connection, post: Post, raw_sha256: str,
+                   mail: Mail | None = None) -> Prepared:
         """The work that writes nothing (read the blob, parse, sanitise): a batch does it for
-        every job before its first write."""
+        every job before its first write. `mail`: the message already parsed (by the
+        gateway in this process), instead of reading and parsing the blob."""
+        if mail is not None:
+            return prepare_mail(post, mail, raw_sha256)
         return prepare(post, load_raw(conn, post, raw_sha256), raw_sha256)
 
     def publish_prepared(self, conn: Connection, prepared: Prepared) -> Published:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Connection, Engine, func, select, update
 from sqlmodel import col
 
-from sluice.core.db import insert_ignoring_conflicts
+from sluice.core.rawsql import Raw, insert_sql
 from sluice.core.tables import utcnow
 from sluice.core.tables_space import Channel, PostRecipient, ReadMark, SpacePost
 from sluice.space.access import visible_posts_clause
@@ -40,12 +40,15 @@ class ChannelView:
     unread: int
 
 
+_INSERT_CHANNEL = insert_sql("space_channel", ("name", "title", "description", "open",
+                                               "created_at"), "name")
+
+
 def ensure_channel(conn: Connection, name: str) -> None:
-    """The channel row exists afterwards (the outbox's first post to a channel creates it)."""
-    table = Channel.__table__  # type: ignore[attr-defined]
-    insert_ignoring_conflicts(conn, table, [{
-        "name": name, "title": name, "description": "", "open": False,
-        "created_at": utcnow()}], ["name"])
+    """The channel row exists afterwards (the outbox's first post to a channel creates it).
+    Plain SQL: the worker runs it for every post."""
+    Raw(conn).execute(_INSERT_CHANNEL, {"name": name, "title": name, "description": "",
+                                        "open": False, "created_at": utcnow()})
 
 
 def unread_clause(viewer: Viewer) -> ColumnElement[bool]:

@@ -5,6 +5,7 @@ transaction that inserted the post, so a post and everything derived from it com
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ class NewPost:
 PostHook = Callable[[Connection, NewPost], None]
 
 
+@functools.cache
 def post_hooks() -> tuple[PostHook, ...]:
     """The hooks in the order they run; each module that builds on posts adds itself here."""
     # Imported here: the hook modules import NewPost from this one.
@@ -44,6 +46,7 @@ def run_post_hooks(conn: Connection, new: NewPost) -> None:
         hook(conn, new)
 
 
+@functools.cache
 def comment_hooks() -> tuple[PostHook, ...]:
     """For a mail reply that joined a thread as a comment (`post_id` is the thread's post):
     its files can be a new version of a document, its calendar part an updated event; it

@@ -22,23 +22,22 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, select, update
 from sqlmodel import col
 
 from sluice.core.db import insert_ignoring_conflicts
 from sluice.core.mail import Mail
 from sluice.core.parse import parse
 from sluice.core.post import Post
+from sluice.core.rawsql import Raw, insert_sql
 from sluice.core.tables import as_utc
-from sluice.core.tables_router import Blob, blob_row
+from sluice.core.tables_router import blob_row
 from sluice.core.tables_space import (
     ENVELOPE,
     HEADER,
     MAIL,
     SENDER,
     Comment,
-    PostAttachment,
-    PostRecipient,
     SpacePost,
 )
 from sluice.space.channels import ensure_channel
@@ -54,29 +53,36 @@ SUBJECT_THREAD_DAYS = 30
 MAX_BODY_CHARS = 100_000
 
 
-# The statements of the ingest path, built once: constructing a statement costs more than
-# running it on an indexed key, and the worker runs them for every post.
-_BLOB = select(col(Blob.data)).where(col(Blob.sha256) == bindparam("sha"))
-_POST_BY_FINGERPRINT = select(col(SpacePost.id)).where(
-    col(SpacePost.channel) == bindparam("channel"), col(SpacePost.fingerprint) == bindparam("fp"))
+# The statements of the new-post path, as plain SQL on the driver (core.rawsql): the worker
+# runs them for every post, and SQLAlchemy's statement machinery cost several times what
+# SQLite needs to run them. Rarer paths (threads, comments) use SQLAlchemy.
+_BLOB = "SELECT data FROM blob WHERE sha256 = :sha"
+_POST_BY_FINGERPRINT = "SELECT id FROM space_post WHERE channel = :channel AND fingerprint = :fp"
 # By the selective key alone, the channel checked on the few rows found: with the channel in
 # the WHERE clause SQLite walks the channel's posts instead.
 _COMMENTS_BY_FINGERPRINT = (
-    select(col(Comment.id), col(Comment.post_id), col(SpacePost.channel))
-    .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
-    .where(col(Comment.fingerprint) == bindparam("fp")))
-_POSTS_BY_MESSAGE_ID = select(
-    col(SpacePost.id), col(SpacePost.channel), col(SpacePost.content_key)).where(
-    col(SpacePost.message_id) == bindparam("mid"))
+    "SELECT c.id, c.post_id, p.channel FROM space_comment c "
+    "JOIN space_post p ON p.id = c.post_id WHERE c.fingerprint = :fp")
+_POSTS_BY_MESSAGE_ID = (
+    "SELECT id, channel, content_key FROM space_post WHERE message_id = :mid")
 _COMMENTS_BY_MESSAGE_ID = (
-    select(col(Comment.id), col(Comment.post_id), col(Comment.author), col(SpacePost.channel))
-    .join(SpacePost, col(SpacePost.id) == col(Comment.post_id))
-    .where(col(Comment.message_id) == bindparam("mid")))
-_PARTICIPANTS = select(col(PostRecipient.address)).where(
-    col(PostRecipient.post_id) == bindparam("post_id"))
-_FINISH_POST = update(SpacePost).where(col(SpacePost.id) == bindparam("pid")).values(
-    body_html=bindparam("body"), thread_id=bindparam("thread"),
-    attachments_json=bindparam("files"))
+    "SELECT c.id, c.post_id, c.author, p.channel FROM space_comment c "
+    "JOIN space_post p ON p.id = c.post_id WHERE c.message_id = :mid")
+_PARTICIPANTS = "SELECT address FROM space_post_recipient WHERE post_id = :post_id"
+_POST_COLUMNS = (
+    "channel", "fingerprint", "message_id", "content_key", "subject", "sender", "sender_name",
+    "category", "excerpt", "raw_sha256", "attachments_json", "recipients", "thread_subject",
+    "in_reply_to", "thread_id", "body_html", "body_text", "comment_count", "posted_at",
+    "last_activity_at")
+_INSERT_POST = insert_sql("space_post", _POST_COLUMNS, "channel, fingerprint")
+_INSERT_RECIPIENT = insert_sql("space_post_recipient", ("post_id", "address", "role"),
+                               "post_id, address")
+_INSERT_BLOB = insert_sql("blob", ("sha256", "size", "data", "created_at"), "sha256")
+_INSERT_ATTACHMENT = insert_sql("space_attachment", (
+    "post_id", "comment_id", "filename", "content_type", "size", "sha256", "inline",
+    "content_id"))
+_FINISH_POST = ("UPDATE space_post SET body_html = :body, thread_id = :thread, "
+                "attachments_json = :files WHERE id = :pid")
 
 
 class MissingBlob(LookupError):
@@ -150,7 +156,7 @@ class Prepared:
 
 
 def load_raw(conn: Connection, post: Post, raw_sha256: str) -> bytes:
-    raw = conn.execute(_BLOB, {"sha": raw_sha256}).scalar()
+    raw = Raw(conn).scalar(_BLOB, {"sha": raw_sha256})
     if raw is None:
         raise MissingBlob(f"no blob {raw_sha256} for {post.key}")
     return bytes(raw)
@@ -158,8 +164,15 @@ def load_raw(conn: Connection, post: Post, raw_sha256: str) -> bytes:
 
 def prepare(post: Post, raw: bytes, raw_sha256: str) -> Prepared:
     """Parse, sanitise and take apart the message (pure)."""
-    mail = parse(raw)
-    parts = message_parts(mail)
+    return prepare_mail(post, parse(raw), raw_sha256)
+
+
+def prepare_mail(post: Post, mail: Mail, raw_sha256: str) -> Prepared:
+    """Sanitise and take apart a parsed message (pure); its envelope is not used."""
+    # parse counts every part message_parts would return: mail without attachments and
+    # inline images (most of it) is not walked a second time.
+    parts = (message_parts(mail) if mail.attachments or mail.inline_images
+             else MessageParts({}, ()))
     token = f"sluice-post-{secrets.token_hex(8)}"
     cids = {image.content_id: _attachment_url(token, hashlib.sha256(image.data).hexdigest())
             for image in parts.inline_images if image.content_type in INLINE_IMAGE_TYPES}
@@ -176,44 +189,47 @@ def ingest(conn: Connection, channel: str, post: Post, raw_sha256: str) -> Inges
 
 def ingest_prepared(conn: Connection, channel: str, prepared: Prepared) -> Ingested:
     post, mail, who = prepared.post, prepared.mail, prepared.who
-    known = _already_ingested(conn, channel, post.fingerprint)
+    raw = Raw(conn)
+    known = _already_ingested(raw, channel, post.fingerprint)
     if known is not None:
         return known
     ensure_channel(conn, channel)
-    copy = _same_message(conn, channel, mail, prepared.key)
+    copy = _same_message(raw, channel, mail, prepared.key)
     if copy is not None:  # the same mail in another SMTP transaction: more recipients
-        _add_recipients(conn, copy.post_id, who)
+        _add_recipients(raw, copy.post_id, who)
         return copy
     target = _thread_target(conn, channel, mail, post.received_at)
-    if target is not None and who.keys() <= _participants(conn, _id(target.id)):
+    if target is not None and who.keys() <= _participants(raw, _id(target.id)):
         return _add_comment(conn, target, prepared)
     thread_id = target.thread_id if target is not None else None
-    return _add_post(conn, channel, prepared, thread_id)
+    return _add_post(conn, raw, channel, prepared, thread_id)
 
 
-def _already_ingested(conn: Connection, channel: str, fingerprint: str) -> Ingested | None:
-    post_id = conn.execute(_POST_BY_FINGERPRINT, {"channel": channel, "fp": fingerprint}
-                           ).scalar()
+def _already_ingested(raw: Raw, channel: str, fingerprint: str) -> Ingested | None:
+    post_id = raw.scalar(_POST_BY_FINGERPRINT, {"channel": channel, "fp": fingerprint})
     if post_id is not None:
         return Ingested(int(post_id), channel, created=False)
     # Looked up by the (selective) fingerprint alone, the channel checked on the few rows:
     # with the channel in the WHERE clause SQLite walks the channel's posts instead.
-    for row in conn.execute(_COMMENTS_BY_FINGERPRINT, {"fp": fingerprint}):
-        if row.channel == channel:
-            return Ingested(int(row.post_id), channel, int(row.id), created=False)
+    for comment_id, post_id, row_channel in raw.all(_COMMENTS_BY_FINGERPRINT,
+                                                     {"fp": fingerprint}):
+        if row_channel == channel:
+            return Ingested(int(post_id), channel, int(comment_id), created=False)
     return None
 
 
-def _same_message(conn: Connection, channel: str, mail: Mail, key: str) -> Ingested | None:
+def _same_message(raw: Raw, channel: str, mail: Mail, key: str) -> Ingested | None:
     if not mail.message_id:
         return None
     # By Message-ID alone (indexed, selective); channel and content checked on the rows.
-    for post_row in conn.execute(_POSTS_BY_MESSAGE_ID, {"mid": mail.message_id}):
-        if post_row.channel == channel and post_row.content_key == key:
-            return Ingested(int(post_row.id), channel, created=False)
-    for row in conn.execute(_COMMENTS_BY_MESSAGE_ID, {"mid": mail.message_id}):
-        if row.channel == channel and row.author == mail.from_addr:
-            return Ingested(int(row.post_id), channel, int(row.id), created=False)
+    for post_id, row_channel, content in raw.all(_POSTS_BY_MESSAGE_ID,
+                                                 {"mid": mail.message_id}):
+        if row_channel == channel and content == key:
+            return Ingested(int(post_id), channel, created=False)
+    for comment_id, post_id, author, row_channel in raw.all(_COMMENTS_BY_MESSAGE_ID,
+                                                            {"mid": mail.message_id}):
+        if row_channel == channel and author == mail.from_addr:
+            return Ingested(int(post_id), channel, int(comment_id), created=False)
     return None
 
 
@@ -258,31 +274,28 @@ def _id(value: int | None) -> int:
     return int(value)
 
 
-def _participants(conn: Connection, post_id: int) -> set[str]:
-    return set(conn.execute(_PARTICIPANTS, {"post_id": post_id}).scalars())
+def _participants(raw: Raw, post_id: int) -> set[str]:
+    return {address for (address,) in raw.all(_PARTICIPANTS, {"post_id": post_id})}
 
 
-def _add_recipients(conn: Connection, post_id: int, who: dict[str, str]) -> None:
-    table = PostRecipient.__table__  # type: ignore[attr-defined]
-    insert_ignoring_conflicts(conn, table, [
+def _add_recipients(raw: Raw, post_id: int, who: dict[str, str]) -> None:
+    raw.executemany(_INSERT_RECIPIENT, [
         {"post_id": post_id, "address": address, "role": role}
-        for address, role in sorted(who.items())], ["post_id", "address"])
+        for address, role in sorted(who.items())])
 
 
-def _store_blobs(conn: Connection, files: dict[str, bytes], now: datetime) -> None:
-    table = Blob.__table__  # type: ignore[attr-defined]
-    rows = [blob_row(data, now, sha256=sha) for sha, data in sorted(files.items())]
-    insert_ignoring_conflicts(conn, table, rows, ["sha256"])
+def _store_blobs(raw: Raw, files: dict[str, bytes], now: datetime) -> None:
+    raw.executemany(_INSERT_BLOB, [blob_row(data, now, sha256=sha)
+                                   for sha, data in sorted(files.items())])
 
 
-def _attachment_rows(conn: Connection, post_id: int, comment_id: int | None, mail: Mail,
+def _attachment_rows(raw: Raw, post_id: int, comment_id: int | None, mail: Mail,
                      parts: MessageParts) -> None:
-    rows = [{"post_id": post_id, "comment_id": comment_id, "filename": a.filename[:512],
-             "content_type": a.content_type[:200], "size": a.size, "sha256": a.sha256,
-             "inline": False, "content_id": ""}
-            for a in mail.attachments if a.sha256 in parts.attachments]
-    if rows:
-        conn.execute(PostAttachment.__table__.insert(), rows)  # type: ignore[attr-defined]
+    raw.executemany(_INSERT_ATTACHMENT, [
+        {"post_id": post_id, "comment_id": comment_id, "filename": a.filename[:512],
+         "content_type": a.content_type[:200], "size": a.size, "sha256": a.sha256,
+         "inline": False, "content_id": ""}
+        for a in mail.attachments if a.sha256 in parts.attachments])
 
 
 def _add_comment(conn: Connection, target: Row[Any], prepared: Prepared) -> Ingested:
@@ -297,8 +310,9 @@ def _add_comment(conn: Connection, target: Row[Any], prepared: Prepared) -> Inge
     comment_id = _id(conn.execute(select(col(Comment.id)).where(
         col(Comment.post_id) == target.id,
         col(Comment.fingerprint) == post.fingerprint)).scalar_one())
-    _store_blobs(conn, parts.attachments, post.received_at)
-    _attachment_rows(conn, target.id, comment_id, mail, parts)
+    raw = Raw(conn)
+    _store_blobs(raw, parts.attachments, post.received_at)
+    _attachment_rows(raw, target.id, comment_id, mail, parts)
     conn.execute(update(SpacePost).where(col(SpacePost.id) == target.id).values(
         comment_count=col(SpacePost.comment_count) + 1,
         last_activity_at=max(as_utc(target.last_activity_at), as_utc(post.received_at))))
@@ -315,11 +329,10 @@ def _who(mail: Mail, post: Post) -> str:
     return f"{mail.from_name} {mail.from_addr or post.sender}".strip()
 
 
-def _add_post(conn: Connection, channel: str, prepared: Prepared,
+def _add_post(conn: Connection, raw: Raw, channel: str, prepared: Prepared,
               thread_id: int | None) -> Ingested:
     post, mail, parts = prepared.post, prepared.mail, prepared.parts
-    table = SpacePost.__table__  # type: ignore[attr-defined]
-    insert_ignoring_conflicts(conn, table, [{
+    raw.execute(_INSERT_POST, {
         "channel": channel, "fingerprint": post.fingerprint, "message_id": post.message_id,
         "content_key": prepared.key, "subject": post.subject, "sender": post.sender,
         "sender_name": post.sender_name, "category": post.category, "excerpt": post.excerpt,
@@ -328,24 +341,23 @@ def _add_post(conn: Connection, channel: str, prepared: Prepared,
         "in_reply_to": post.in_reply_to, "thread_id": thread_id, "body_html": "",
         "body_text": mail.text[:MAX_BODY_CHARS], "comment_count": 0,
         "posted_at": post.received_at, "last_activity_at": post.received_at,
-    }], ["channel", "fingerprint"])
-    post_id = _id(conn.execute(_POST_BY_FINGERPRINT, {"channel": channel,
-                                                      "fp": post.fingerprint}).scalar_one())
-    _add_recipients(conn, post_id, prepared.who)
+    })
+    post_id = _id(raw.scalar(_POST_BY_FINGERPRINT, {"channel": channel,
+                                                    "fp": post.fingerprint}))
+    _add_recipients(raw, post_id, prepared.who)
     images = [image for image in parts.inline_images if image.content_type in INLINE_IMAGE_TYPES]
     files = dict(parts.attachments)
     files.update({hashlib.sha256(i.data).hexdigest(): i.data for i in images})
-    _store_blobs(conn, files, post.received_at)
-    _attachment_rows(conn, post_id, None, mail, parts)
-    inline_rows = [{"post_id": post_id, "comment_id": None, "filename": "",
-                    "content_type": image.content_type, "size": len(image.data),
-                    "sha256": hashlib.sha256(image.data).hexdigest(), "inline": True,
-                    "content_id": image.content_id[:998]} for image in images]
-    if inline_rows:
-        conn.execute(PostAttachment.__table__.insert(), inline_rows)  # type: ignore[attr-defined]
+    _store_blobs(raw, files, post.received_at)
+    _attachment_rows(raw, post_id, None, mail, parts)
+    raw.executemany(_INSERT_ATTACHMENT, [
+        {"post_id": post_id, "comment_id": None, "filename": "",
+         "content_type": image.content_type, "size": len(image.data),
+         "sha256": hashlib.sha256(image.data).hexdigest(), "inline": True,
+         "content_id": image.content_id[:998]} for image in images])
     attachments = [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
                     "sha256": a.sha256} for a in mail.attachments]
-    conn.execute(_FINISH_POST, {
+    raw.execute(_FINISH_POST, {
         "pid": post_id, "body": prepared.body_html.replace(prepared.token, str(post_id)),
         "thread": thread_id or post_id,
         "files": json.dumps(attachments, ensure_ascii=False)})
@@ -355,4 +367,3 @@ def _add_post(conn: Connection, channel: str, prepared: Prepared,
     run_post_hooks(conn, NewPost(post_id=post_id, channel=channel, post=post, mail=mail,
                                  raw_sha256=prepared.raw_sha256))
     return Ingested(post_id, channel)
-

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, column, func, literal_column, select,
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
+from sluice.core.rawsql import Raw, insert_sql
 from sluice.core.tables_space import SEARCH_TABLE, SpacePost
 from sluice.space.access import visible_posts_clause
 from sluice.space.viewer import Viewer
@@ -56,20 +57,25 @@ class SearchHit:
     snippet_html: str
 
 
+#: Plain SQL (core.rawsql): the outbox worker indexes every post it publishes.
+_INDEX = insert_sql(SEARCH_TABLE, ("post_id", "comment_id", "subject", "body", "sender",
+                                   "names"))
+
+
 def _clean(value: str) -> str:
-    return _MARKERS.sub(" ", value)
+    return _MARKERS.sub(" ", value) if _START in value or _STOP in value else value
 
 
 def index_post(conn: Connection, post_id: int, *, subject: str, body: str, sender: str,
                names: str) -> None:
-    conn.execute(_search.insert(), {
+    Raw(conn).execute(_INDEX, {
         "post_id": post_id, "comment_id": 0, "subject": _clean(subject), "body": _clean(body),
         "sender": _clean(sender), "names": _clean(names)})
 
 
 def index_comment(conn: Connection, post_id: int, comment_id: int, *, body: str, author: str,
                   names: str = "") -> None:
-    conn.execute(_search.insert(), {
+    Raw(conn).execute(_INDEX, {
         "post_id": post_id, "comment_id": comment_id, "subject": "", "body": _clean(body),
         "sender": _clean(author), "names": _clean(names)})
 
