@@ -137,7 +137,7 @@ def run_check(args: argparse.Namespace) -> int:
         print("sluice db check: the models and the migrations differ (write a revision: "
               "`sluice db revision -m WHAT`, docs/migrations.md):", file=sys.stderr)
         for difference in differences:
-            print(f"  {difference}", file=sys.stderr)
+            print(f"  {migrations.describe(difference)}", file=sys.stderr)
         return 1
     print(f"sluice db check: revision {migrations.head()}, schema matches the models")
     return 0

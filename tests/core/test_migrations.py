@@ -187,7 +187,7 @@ def test_sluice_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         conn.execute(text("ALTER TABLE ledger ADD COLUMN note VARCHAR(64)"))
     engine.dispose()
     assert main(["db", "check", *where]) == 1
-    assert "'remove_column', None, 'ledger'" in capsys.readouterr().err
+    assert "  remove_column ledger.note\n" in capsys.readouterr().err
 
     assert main(["db", "downgrade", "base", *where]) == 0
     assert capsys.readouterr().out == "sluice db: revision none\n"

@@ -92,6 +92,27 @@ def differences(conn: Connection) -> list[Any]:
     return list(compare_metadata(context, target_metadata()))
 
 
+def describe(difference: Any) -> str:
+    """One of `differences` as a line: what a revision would have to do (`add_column
+    ledger.note`: the models have the column, the database does not)."""
+    if isinstance(difference, list):  # the changes to one column come as a list
+        return "; ".join(describe(item) for item in difference)
+    kind = difference[0]
+    if kind in ("add_table", "remove_table"):
+        return f"{kind} {difference[1].name}"
+    if kind in ("add_column", "remove_column"):
+        return f"{kind} {difference[2]}.{difference[3].name}"
+    if kind in ("add_index", "remove_index", "add_constraint", "remove_constraint",
+                "add_fk", "remove_fk"):
+        item = difference[1]
+        columns = ", ".join(column.name for column in item.columns)
+        return f"{kind} {item.name or '(unnamed)'} on {item.table.name} ({columns})"
+    if kind.startswith("modify_"):
+        _, _, table, column, _, old, new = difference
+        return f"{kind} {table}.{column}: {old} -> {new}"
+    return repr(difference)
+
+
 def comparison_options() -> dict[str, Any]:
     """The same options for env.py (autogenerate) and for `differences` (check)."""
     return {
