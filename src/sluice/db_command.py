@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice.core.settings import load_settings
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from collections.abc import Callable
+
+    from sqlalchemy import Connection, Engine
 
 # Alembic and the database layer are imported when an action runs: `sluice --help` stays fast.
 
@@ -53,11 +57,17 @@ def _action(actions: Any, name: str, func: Any, text: str) -> argparse.ArgumentP
     return parser
 
 
-def _engine(args: argparse.Namespace) -> Engine:
+@contextmanager
+def _database(args: argparse.Namespace) -> Iterator[Engine]:
+    """The database the options, the config file and SLUICE_* name; closed afterwards."""
     from sluice.core.db import make_engine
 
-    return make_engine(load_settings(args.config, data_dir=args.data_dir,
-                                     database_url=args.database_url))
+    engine = make_engine(load_settings(args.config, data_dir=args.data_dir,
+                                       database_url=args.database_url))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _describe(revisions: tuple[str, ...]) -> str:
@@ -69,33 +79,27 @@ def _describe(revisions: tuple[str, ...]) -> str:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    from sluice.core import migrations
-    from sluice.core.db import schema_lock, upgrade_locked
+    from sluice.core.db import upgrade_locked
 
-    engine = _engine(args)
-    try:
-        with schema_lock(engine) as conn:
-            before = migrations.current_revisions(conn)
-            upgrade_locked(conn, args.revision)
-            after = migrations.current_revisions(conn)
-    finally:
-        engine.dispose()
-    print(f"sluice db: revision {_describe(before)} -> {_describe(after)}")
-    return 0
+    return _move(args, upgrade_locked)
 
 
 def run_downgrade(args: argparse.Namespace) -> int:
     from sluice.core import migrations
+
+    return _move(args, migrations.downgrade)
+
+
+def _move(args: argparse.Namespace, step: Callable[[Connection, str], None]) -> int:
+    """Up or down to args.revision under the schema lock, saying from where to where."""
+    from sluice.core import migrations
     from sluice.core.db import schema_lock
 
-    engine = _engine(args)
-    try:
-        with schema_lock(engine) as conn:
-            migrations.downgrade(conn, args.revision)
-            after = migrations.current_revisions(conn)
-    finally:
-        engine.dispose()
-    print(f"sluice db: revision {_describe(after)}")
+    with _database(args) as engine, schema_lock(engine) as conn:
+        before = migrations.current_revisions(conn)
+        step(conn, args.revision)
+        after = migrations.current_revisions(conn)
+    print(f"sluice db: revision {_describe(before)} -> {_describe(after)}")
     return 0
 
 
@@ -103,13 +107,9 @@ def run_current(args: argparse.Namespace) -> int:
     from sluice.core import migrations
     from sluice.core.migrations import legacy
 
-    engine = _engine(args)
-    try:
-        with engine.connect() as conn:
-            current = migrations.current_revisions(conn)
-            made_by_create_all = not current and legacy.is_legacy(conn)
-    finally:
-        engine.dispose()
+    with _database(args) as engine, engine.connect() as conn:
+        current = migrations.current_revisions(conn)
+        made_by_create_all = not current and legacy.is_legacy(conn)
     if made_by_create_all:
         print("none: made before migrations (`sluice db upgrade` stamps it when it matches "
               f"revision {legacy.FIRST})")
@@ -121,18 +121,13 @@ def run_current(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from sluice.core import migrations
 
-    engine = _engine(args)
-    try:
-        with engine.connect() as conn:
-            current = migrations.current_revisions(conn)
-            if current != (migrations.head(),):
-                print(f"sluice db check: the database is at revision {_describe(current)}, "
-                      f"the newest is {migrations.head()}: run `sluice db upgrade`",
-                      file=sys.stderr)
-                return 1
-            differences = migrations.differences(conn)
-    finally:
-        engine.dispose()
+    with _database(args) as engine, engine.connect() as conn:
+        current = migrations.current_revisions(conn)
+        differences = migrations.differences(conn) if current == (migrations.head(),) else []
+    if current != (migrations.head(),):
+        print(f"sluice db check: the database is at revision {_describe(current)}, "
+              f"the newest is {migrations.head()}: run `sluice db upgrade`", file=sys.stderr)
+        return 1
     if differences:
         print("sluice db check: the models and the migrations differ (write a revision: "
               "`sluice db revision -m WHAT`, docs/migrations.md):", file=sys.stderr)

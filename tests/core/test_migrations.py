@@ -190,7 +190,7 @@ def test_sluice_db_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "  remove_column ledger.note\n" in capsys.readouterr().err
 
     assert main(["db", "downgrade", "base", *where]) == 0
-    assert capsys.readouterr().out == "sluice db: revision none\n"
+    assert capsys.readouterr().out == f"sluice db: revision {migrations.head()} (head) -> none\n"
 
 
 def test_sluice_db_upgrade_stamps_a_create_all_database_on_postgres(
