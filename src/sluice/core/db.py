@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlmodel import create_engine
 
 from sluice.core.errors import ConfigError
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: pg_advisory_lock key held while the schema is upgraded ("sluice" in ASCII).
 SCHEMA_LOCK_KEY = 0x736C75696365
+#: How long a node waits for another node's schema upgrade on SQLite before giving up.
+SCHEMA_LOCK_WAIT_SECONDS = 600
 #: How long a SQLite writer waits for the lock before the caller sees a temporary error.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -141,7 +145,7 @@ def schema_lock(engine: Engine) -> Iterator[Connection]:
         conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         conn.commit()
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(conn)
             try:
                 yield conn
                 if broken := conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
@@ -153,6 +157,21 @@ def schema_lock(engine: Engine) -> Iterator[Connection]:
         finally:
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
             conn.commit()
+
+
+def _begin_immediate(conn: Connection) -> None:
+    """Take SQLite's write lock, waiting as long as another node's upgrade may take: each
+    try waits busy_timeout, too short for an upgrade that copies a large table."""
+    deadline = time.monotonic() + SCHEMA_LOCK_WAIT_SECONDS
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            conn.rollback()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            log.info("waiting for the database's write lock to upgrade the schema")
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
