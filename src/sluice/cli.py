@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `sluice --help` stays fast and import errors name the command.
-    from sluice import analyze_command, serve, simulate_command
+    from sluice import analyze_command, db_command, serve, simulate_command
     from sluice.api import commands as api_commands
     from sluice.classifier import commands as classifier_commands
     from sluice.demo import commands as demo_commands
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     for package in (reports_commands, report_command, analyze_command, demo_commands):
         package.register(commands)
     api_commands.register(commands)
+    db_command.register(commands)
     return parser
 
 

@@ -7,27 +7,28 @@ not run with synchronous_commit=off. Settings that weaken this refuse to start.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import SQLModel, create_engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import create_engine
 
-from sluice.core import (  # noqa: F401  (registers the tables)
-    tables,
-    tables_analysis,
-    tables_board,
-    tables_people,
-    tables_router,
-    tables_space,
-    tables_watch,
-)
 from sluice.core.errors import ConfigError
 from sluice.core.settings import Settings
 
+log = logging.getLogger(__name__)
+
+#: pg_advisory_lock key held while the schema is upgraded ("sluice" in ASCII).
+SCHEMA_LOCK_KEY = 0x736C75696365
+#: How long a node waits for another node's schema upgrade on SQLite before giving up.
+SCHEMA_LOCK_WAIT_SECONDS = 600
 #: How long a SQLite writer waits for the lock before the caller sees a temporary error.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -79,9 +80,98 @@ def _check_postgres_durability(engine: Engine) -> None:
 
 
 def init_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
-    with engine.begin() as conn:
-        tables_space.create_search_table(conn)
+    """Bring the database to the newest revision; one query when it is there already.
+
+    Several nodes may start at once on one database: the upgrade runs under a lock (an
+    advisory lock on PostgreSQL, the write lock on SQLite) and each node looks again once it
+    holds it, so the first does the work and the others find it done.
+    """
+    from sluice.core import migrations  # Alembic is imported when a database is opened
+
+    with engine.connect() as conn:
+        if migrations.current_revisions(conn) == (migrations.head(),):
+            return
+    with schema_lock(engine) as conn:
+        upgrade_locked(conn)
+
+
+def upgrade_locked(conn: Connection, target: str = "head") -> None:
+    """Upgrade on a connection that holds the schema lock; stamps a create_all database."""
+    from sluice.core import migrations
+    from sluice.core.migrations import legacy
+
+    current = migrations.current_revisions(conn)
+    known = set(migrations.revision_numbers())
+    if unknown := [revision for revision in current if revision not in known]:
+        raise ConfigError(
+            f"the database is at revision {', '.join(unknown)}, which this Sluice does not "
+            "know: a newer version upgraded it; run that version here too")
+    if not current and legacy.is_legacy(conn):
+        problems = legacy.differences(conn)
+        if problems:
+            raise ConfigError(
+                "the database was made by a Sluice without migrations and its tables differ "
+                f"from revision {legacy.FIRST}, so it cannot be upgraded safely: "
+                + "; ".join(problems) + ". Keep it as a backup and point Sluice at a new, "
+                "empty database (another --data-dir or --database-url), or change the old "
+                "one by hand until it matches and run `sluice db upgrade`")
+        log.warning("database made before migrations: stamped with revision %s", legacy.FIRST)
+        migrations.stamp(conn, legacy.FIRST)
+    if target != "head" or current != (migrations.head(),):
+        migrations.upgrade(conn, target)
+
+
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that no other node's schema change runs beside.
+
+    PostgreSQL: a session advisory lock (it outlasts a revision that commits on its own, as
+    CREATE INDEX CONCURRENTLY must), then one transaction: DDL is transactional there.
+    SQLite: BEGIN IMMEDIATE takes the database's write lock for the whole upgrade; foreign
+    keys are off meanwhile, as SQLite's table rebuilds (batch migrations) need, and are
+    checked before the commit.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            conn.commit()
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                conn.commit()
+            return
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.commit()
+        try:
+            _begin_immediate(conn)
+            try:
+                yield conn
+                if broken := conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
+                    raise ConfigError(f"the upgrade left rows that break foreign keys: {broken}")
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
+
+
+def _begin_immediate(conn: Connection) -> None:
+    """Take SQLite's write lock, waiting as long as another node's upgrade may take: each
+    try waits busy_timeout, too short for an upgrade that copies a large table."""
+    deadline = time.monotonic() + SCHEMA_LOCK_WAIT_SECONDS
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            conn.rollback()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            log.info("waiting for the database's write lock to upgrade the schema")
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
