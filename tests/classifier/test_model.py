@@ -14,7 +14,7 @@ from sluice.classifier import persist
 from sluice.classifier.features import to_matrix
 from sluice.classifier.model import Classifier
 from sluice.classifier.reasons import describe
-from sluice.classifier.training import Prepared, choose_with_ratio
+from sluice.classifier.training import Prepared, Recipe, _version, choose_with_ratio
 from sluice.core.verdict import CATEGORIES, Verdict
 from tests.classifier.conftest import Split
 
@@ -93,3 +93,12 @@ def test_same_answers_from_many_threads(default_classifier: Classifier, prepared
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(default_classifier.classify, mails * 2))
     assert together == alone * 2
+
+
+def test_model_version_names_the_data_and_the_recipe(prepared: Prepared) -> None:
+    index = np.arange(30)
+    version = _version(prepared, index, Recipe())
+    assert version.startswith("lr-")
+    assert version == _version(prepared, index, Recipe())
+    assert version != _version(prepared, index, Recipe(header_weight=1.0))
+    assert version != _version(prepared, np.arange(31), Recipe())

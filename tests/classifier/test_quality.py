@@ -115,3 +115,14 @@ def test_default_model_beats_both_baselines_on_the_heldout_labels(
     assert result.model.macro_f1 >= result.rules.macro_f1 + 0.15
     assert result.model.macro_f1 >= result.majority.macro_f1 + 0.3
     assert result.model.direct_miss <= result.rules.direct_miss
+
+
+def test_agreement_labels_relabel_only_messages_already_labeled() -> None:
+    """The second labeler's sample measures agreement; it adds no new message to train on."""
+    agreement = load_examples(HELDOUT_LABELS.with_name("agreement_labels.csv"))
+    assert len(agreement) >= 30
+    assert all(e.category in CATEGORIES and e.second in ("", *CATEGORIES) for e in agreement)
+    base = HELDOUT_LABELS.parent
+    labeled = {(base / e.name).resolve()
+               for path in (EXTRA_LABELS, HELDOUT_LABELS) for e in load_examples(path)}
+    assert {(base / e.name).resolve() for e in agreement} <= labeled

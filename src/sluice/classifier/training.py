@@ -53,6 +53,9 @@ class Recipe:
     class_weight: str | None = "balanced"
     max_features: int = 20_000
     quoted_weight: float = 0.5
+    #: The header facts' column weight: below 1 regularises the few dense header facts more
+    #: than the many sparse words (measured in docs/classifier.md, fourth round).
+    header_weight: float = 0.6
     #: A message with a plausible second category also teaches that one, at this weight.
     second_weight: float = 0.5
     #: `direct` examples count this much more: calling direct mail divertible is the costly
@@ -108,7 +111,7 @@ def build_pipeline(recipe: Recipe) -> Pipeline:
             ("quoted", _text_vectorizer(recipe, recipe.max_features // 4), 2),
             ("headers", DictVectorizer(), 3),
         ],
-        transformer_weights={"quoted": recipe.quoted_weight},
+        transformer_weights={"quoted": recipe.quoted_weight, "headers": recipe.header_weight},
     )
     model = LogisticRegression(
         C=recipe.C, class_weight=recipe.class_weight, solver="newton-cg", max_iter=1000
@@ -270,7 +273,7 @@ def train(data: Prepared, index: np.ndarray | None = None, recipe: Recipe | None
     return ModelBundle(
         scorer=LinearScorer.from_pipeline(pipeline),
         pipeline=pipeline,
-        version=version or _version(data, index),
+        version=version or _version(data, index, recipe),
         direct_ratio=ratio,
         metadata={
             "sluice": __version__,
@@ -282,9 +285,10 @@ def train(data: Prepared, index: np.ndarray | None = None, recipe: Recipe | None
     )
 
 
-def _version(data: Prepared, index: np.ndarray) -> str:
-    """Names the training data, so the same data and recipe give the same version."""
-    digest = hashlib.sha256()
+def _version(data: Prepared, index: np.ndarray, recipe: Recipe) -> str:
+    """Names the training data and recipe: the same data and recipe give the same version,
+    another recipe on the same data another one."""
+    digest = hashlib.sha256(repr(sorted(vars(recipe).items())).encode())
     for i in sorted(index.tolist()):
         digest.update(hashlib.sha256(data.examples[i].raw).digest())
         digest.update(data.examples[i].category.encode())
