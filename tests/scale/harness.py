@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import threading
@@ -25,9 +26,11 @@ from dataclasses import dataclass, field
 from email.utils import make_msgid
 from pathlib import Path
 
-from tests.servers import SmtpSink, free_port, require_binary, wait_for_port
+from tests.servers import SmtpSink, free_port, require_binary
 
 SENDER = "sender@remote.test"
+#: From: of the mail hal@ diverts to the webhook.
+HOOK_SENDER = "robot@hooks.test"
 #: Diverted by the policy ([div] subjects) to the space channel `news`.
 DIVERTS = "ann@example.com"
 #: Keeps [div] mail through an own deliver rule.
@@ -39,18 +42,21 @@ HOOKED = "hal@example.com"
 
 
 def rules_yaml(webhook_url: str = "") -> str:
-    """Policy: [div] → space channel news; [hook] → webhook (when given); keep@ keeps
-    everything, and smtp-source's third generated recipient (3src@) keeps too."""
+    """Policy: [div] mail from remote.test → space channel news; hal@'s own rule: mail
+    from hooks.test → webhook (when given; other senders: no conflict with the policy);
+    keep@ keeps everything, and smtp-source's third generated recipient (3src@) too."""
     hook = f'  hook: {{kind: webhook, url: "{webhook_url}"}}\n' if webhook_url else ""
-    hook_rule = ('  - {match: {subject: "^\\\\[hook\\\\]"}, action: divert, to: hook}\n'
+    hook_rule = (f"  {HOOKED}:\n"
+                 '    - {match: {sender_domain: hooks.test}, action: divert, to: hook}\n'
                  if webhook_url else "")
     return (
         "internal_domains: [example.com]\n"
         "destinations:\n"
         "  news: {kind: space, channel: news}\n" + hook +
         "policy:\n"
-        '  - {match: {subject: "^\\\\[div\\\\]"}, action: divert, to: news}\n' + hook_rule +
-        "users:\n"
+        '  - {match: {sender_domain: remote.test, subject: "^\\\\[div\\\\]"}, action: divert,'
+        " to: news}\n"
+        "users:\n" + hook_rule +
         f"  {KEEPS}:\n"
         "    - {action: deliver}\n"
         "  3src@example.com:\n"
@@ -84,7 +90,11 @@ class Node:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
                                          env=self.env)
         if self.port:
-            wait_for_port(self.port)
+            deadline = time.monotonic() + 60
+            while not _listening(self.port):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gateway not up: {self.log.read_text()[-2000:]}")
+                time.sleep(0.05)
             return
         deadline = time.monotonic() + 60
         marker = self.log.stat().st_size if self.log.exists() else 0
@@ -120,6 +130,14 @@ class Node:
             return None
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def node_args(database_url: str, upstream: str, rules: Path, *extra: str) -> list[str]:
     return ["--database-url", database_url, "--upstream", upstream, "--rules", str(rules),
             "--no-classify", *extra]
@@ -145,8 +163,9 @@ def make_letters(count: int, tag: str, *, hook_share: float = 0.0,
     for n in range(count):
         uid = make_msgid(f"{tag}.{n}", "scale.test")[1:-1]
         kind = n % 3
+        sender = SENDER
         if rng.random() < hook_share:
-            subject, rcpts = f"[hook] {tag} {n}", (HOOKED, KEEPS)
+            subject, rcpts, sender = f"[hook] {tag} {n}", (HOOKED, KEEPS), HOOK_SENDER
         elif kind == 0:
             subject, rcpts = f"plain {tag} {n}", (DIVERTS, KEEPS, EXTERNAL)
         elif kind == 1:
@@ -155,7 +174,7 @@ def make_letters(count: int, tag: str, *, hook_share: float = 0.0,
             subject, rcpts = f"[div] {tag} {n}", (DIVERTS,)
         body = f"Message {n} of run {tag}.\r\n" + "Some text for the body.\r\n" * rng.randint(
             1, 40)
-        content = (f"From: Sender <{SENDER}>\r\nTo: {', '.join(rcpts)}\r\n"
+        content = (f"From: Sender <{sender}>\r\nTo: {', '.join(rcpts)}\r\n"
                    f"Subject: {subject}\r\nMessage-ID: <{uid}>\r\n"
                    "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
                    f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}").encode()
@@ -185,9 +204,11 @@ class Mta:
     connection each; anything not answered 250 is tried again, on the next node."""
 
     def __init__(self, ports: Callable[[], list[int]], threads: int,
-                 retry_for: float = 120.0) -> None:
+                 retry_for: float = 120.0, pause: float = 0.0) -> None:
+        """`pause`: seconds each thread waits between two messages (a paced load)."""
         self.ports = ports
         self.threads = threads
+        self.pause = pause
         self.retry_for = retry_for
         self.ledger = Ledger()
         self._workers: list[threading.Thread] = []
@@ -234,6 +255,8 @@ class Mta:
                         self.ledger.gave_up.add(letter.uid)
                     break
                 time.sleep(0.2)
+            if self.pause:
+                time.sleep(self.pause)
         _close(client)
 
     def _attempt(self, client: smtplib.SMTP, letter: Letter) -> bool:
