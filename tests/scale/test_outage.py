@@ -31,7 +31,7 @@ from tests.servers import SmtpSink, free_port
 
 pytestmark = pytest.mark.slow
 
-LETTERS = 700
+LETTERS = 800
 DEADLINE = 6.0
 OUTAGE = 2.5 * DEADLINE
 
