@@ -189,7 +189,8 @@ def run(args: argparse.Namespace) -> list[Shape]:
         for shape in shapes:  # warm-up: connections, caches, the first pages of each table
             run_once(shape, sink, messages=max(args.messages // 10, 40),
                      sessions=args.sessions, length=args.length)
-            shape.rates.clear(), shape.drained.clear(), shape.cpu_ms.clear()
+            for figures in (shape.rates, shape.drained, shape.cpu_ms):
+                figures.clear()
         for repeat in range(args.repeats):
             for shape in shapes:
                 run_once(shape, sink, messages=args.messages, sessions=args.sessions,

@@ -130,6 +130,15 @@ class Node:
             return None
 
 
+def start_nodes(folder: Path, args: list[str], *, workers: int,
+                gateways: int = 2) -> tuple[list[Node], list[Node]]:
+    """Gateway nodes (--no-worker), then worker nodes, one at a time: the first one to
+    start creates the schema."""
+    started = [Node(folder / f"gw-{chr(ord('a') + n)}", "gateway", *args, "--no-worker")
+               for n in range(gateways)]
+    return started, [Node(folder / f"worker-{n + 1}", "worker", *args) for n in range(workers)]
+
+
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -164,6 +173,7 @@ def make_letters(count: int, tag: str, *, hook_share: float = 0.0,
         uid = make_msgid(f"{tag}.{n}", "scale.test")[1:-1]
         kind = n % 3
         sender = SENDER
+        rcpts: tuple[str, ...]
         if rng.random() < hook_share:
             subject, rcpts, sender = f"[hook] {tag} {n}", (HOOKED, KEEPS), HOOK_SENDER
         elif kind == 0:
@@ -249,7 +259,8 @@ class Mta:
                 else:
                     if self._attempt(client, letter):
                         break
-                    client = _close(client)  # try again on the next node, as an MTA would
+                    _close(client)  # try again on the next node, as an MTA would
+                    client = None
                 if time.monotonic() > give_up:
                     with self.ledger.lock:
                         self.ledger.gave_up.add(letter.uid)
@@ -403,6 +414,7 @@ class Expect:
 
 def expect_letter(letter: Letter) -> Expect:
     subject = letter.content.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0]
+    diverted: dict[str, tuple[str, ...]]
     if subject.startswith(b"[div]"):
         keepers = tuple(r for r in letter.rcpts if r != DIVERTS)
         diverted = {"news": (DIVERTS,)} if DIVERTS in letter.rcpts else {}

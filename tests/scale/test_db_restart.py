@@ -12,7 +12,6 @@ import pytest
 from tests.pg import PostgresServer, postgres, postgres_url  # noqa: F401  (fixtures)
 from tests.scale.harness import (
     Mta,
-    Node,
     audit,
     expect_letter,
     make_letters,
@@ -20,6 +19,7 @@ from tests.scale.harness import (
     read_database,
     read_sink,
     rules_yaml,
+    start_nodes,
     wait_until_published,
 )
 from tests.servers import SmtpSink
@@ -36,10 +36,8 @@ def test_database_restart_under_load_defers_then_recovers_without_loss(
     rules = tmp_path / "rules.yaml"
     rules.write_text(rules_yaml())
     common = node_args(postgres_url, clean_sink.address, rules)
-    gw_a = Node(tmp_path / "gw-a", "gateway", *common, "--no-worker")
-    gw_b = Node(tmp_path / "gw-b", "gateway", *common, "--no-worker")
-    worker = Node(tmp_path / "worker", "worker", *common)
-    nodes = [gw_a, gw_b, worker]
+    (gw_a, gw_b), workers = start_nodes(tmp_path, common, workers=1)
+    nodes = [gw_a, gw_b, *workers]
     letters = make_letters(LETTERS, "db")
     # Paced at about 40 messages a second, so the restart falls in the middle of the load.
     mta = Mta(lambda: [gw_a.port, gw_b.port], threads=6, pause=0.12)

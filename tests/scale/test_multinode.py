@@ -13,7 +13,6 @@ import pytest
 from tests.pg import postgres, postgres_url  # noqa: F401  (fixtures)
 from tests.scale.harness import (
     Mta,
-    Node,
     SourceRun,
     audit,
     expect_letter,
@@ -23,6 +22,7 @@ from tests.scale.harness import (
     read_database,
     read_sink,
     rules_yaml,
+    start_nodes,
     wait_until_published,
 )
 from tests.servers import SmtpSink
@@ -40,12 +40,9 @@ def test_two_gateways_two_workers_killed_mid_run_lose_nothing_and_double_nothing
     rules = tmp_path / "rules.yaml"
     rules.write_text(rules_yaml())
     common = node_args(postgres_url, clean_sink.address, rules)
-    # One at a time: the first creates the schema.
-    gw_a = Node(tmp_path / "gw-a", "gateway", *common, "--no-worker")
-    gw_b = Node(tmp_path / "gw-b", "gateway", *common, "--no-worker")
-    worker_1 = Node(tmp_path / "worker-1", "worker", *common)
-    worker_2 = Node(tmp_path / "worker-2", "worker", *common)
-    nodes = [gw_a, gw_b, worker_1, worker_2]
+    (gw_a, gw_b), workers = start_nodes(tmp_path, common, workers=2)
+    worker_1 = workers[0]
+    nodes = [gw_a, gw_b, *workers]
     letters = make_letters(PYTHON_LETTERS, "mn")
     mta = Mta(lambda: [gw_a.port, gw_b.port], threads=8)
     source_results: list[int] = []

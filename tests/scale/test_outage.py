@@ -17,7 +17,6 @@ import pytest
 from tests.pg import postgres, postgres_url  # noqa: F401  (fixtures)
 from tests.scale.harness import (
     Mta,
-    Node,
     audit,
     expect_letter,
     make_letters,
@@ -25,6 +24,7 @@ from tests.scale.harness import (
     read_database,
     read_sink,
     rules_yaml,
+    start_nodes,
     wait_until_published,
 )
 from tests.servers import SmtpSink, free_port
@@ -81,9 +81,7 @@ def test_webhook_down_past_the_deadline_falls_back_once_and_the_space_is_unaffec
     rules.write_text(rules_yaml(f"http://127.0.0.1:{receiver.port}/hook"))
     common = node_args(postgres_url, clean_sink.address, rules,
                        "--outbox-deadline", str(DEADLINE))
-    gw_a = Node(tmp_path / "gw-a", "gateway", *common, "--no-worker")
-    gw_b = Node(tmp_path / "gw-b", "gateway", *common, "--no-worker")
-    workers = [Node(tmp_path / f"worker-{n}", "worker", *common) for n in (1, 2)]
+    (gw_a, gw_b), workers = start_nodes(tmp_path, common, workers=2)
     nodes = [gw_a, gw_b, *workers]
     letters = make_letters(LETTERS, "out", hook_share=0.4)
     # Paced at about 30 messages a second: the outage falls in the middle of the load.

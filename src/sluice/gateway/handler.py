@@ -137,10 +137,7 @@ class GatewayHandler:
         try:
             already = await self.store.delivered(print_)
         except StorageUnavailable:
-            METRICS.observe_storage_error()
-            refused = [str(STORAGE_UNAVAILABLE)] * len(rcpts)
-            METRICS.observe_replies(refused)
-            return refused
+            return refuse_for_storage(len(rcpts))
 
         try:
             outbox = outbox_entries(self.settings, mail, decision, print_, mail_from, rcpts,
@@ -169,10 +166,7 @@ class GatewayHandler:
             try:
                 await self.store.record(split_facts(early, set(keep))[0])
             except StorageUnavailable:
-                METRICS.observe_storage_error()
-                refused = [str(STORAGE_UNAVAILABLE)] * len(rcpts)
-                METRICS.observe_replies(refused)
-                return refused
+                return refuse_for_storage(len(rcpts))
         if keep:
             trace = received_header(
                 helo=session.host_name or "", peer_ip=str(session.peer[0]) if session.peer else "",
@@ -244,6 +238,15 @@ class GatewayHandler:
         if reply.ok or reply.permanent:
             return ACCEPTED  # a DSN the sender's side refuses is dropped, as MTAs do
         return Reply(451, "4.3.0 Could not report refused recipients, try again later")
+
+
+def refuse_for_storage(count: int) -> list[str]:
+    """Nothing could be recorded and nothing was relayed: the client tries again later."""
+    METRICS.observe_storage_error()
+    refused = [str(STORAGE_UNAVAILABLE)] * count
+    METRICS.observe_replies(refused)
+    return refused
+
 
 def outbox_entries(settings: Settings, mail: Mail | None, decision: RoutingDecision,
                    print_: str, mail_from: str, rcpts: tuple[str, ...],
