@@ -366,6 +366,7 @@ class Published:
 
     jobs: dict[tuple[str, str], list[str]]  # (uid, destination) → states
     posts: Counter[tuple[str, str]]  # (uid, channel) → posts
+    recorded: set[str] = field(default_factory=set)  # uids with a `message` facts row
 
 
 def read_database(url: str) -> Published:
@@ -381,7 +382,9 @@ def read_database(url: str) -> Published:
         posts: Counter[tuple[str, str]] = Counter(
             (message_id.strip("<>"), channel) for message_id, channel in conn.execute(
                 "SELECT message_id, channel FROM space_post"))
-    return Published(jobs, posts)
+        recorded = {message_id.strip("<>") for (message_id,) in conn.execute(
+            "SELECT message_id FROM message")}
+    return Published(jobs, posts, recorded)
 
 
 def pending_jobs(url: str) -> int:

@@ -56,6 +56,7 @@ def test_database_restart_under_load_defers_then_recovers_without_loss(
         left = wait_until_published(postgres_url, 120)
         crashed = [n.log.parent.name for n in nodes if not n.alive]
     finally:
+        postgres.start_server()  # if still down: the cluster serves the whole session
         mta.join(5)
         codes = [n.stop() for n in nodes]
     ledger = mta.ledger
@@ -69,8 +70,12 @@ def test_database_restart_under_load_defers_then_recovers_without_loss(
     assert len(ledger.acked) == LETTERS  # recovered without intervention
     assert left == 0  # the worker recovered too
 
+    published = read_database(postgres_url)
     books = audit([expect_letter(letter) for letter in letters], read_sink(clean_sink),
-                  read_database(postgres_url), in_flight=set())
+                  published, in_flight=set())
+    # Mail the upstream had accepted when the record failed is answered 250 all the same
+    # (a 451 would make the client send it again): its facts row is lost, not the mail.
+    print(f"acknowledged without a facts row: {len(ledger.acked - published.recorded)}")
     assert books.missing == []
     assert books.twice == [] and books.twice_in_flight == []
     assert books.wrongly_delivered == [] and books.unknown == []
