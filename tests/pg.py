@@ -44,11 +44,28 @@ class PostgresServer:
             self.as_user = ["runuser", "-u", SERVICE_USER, "--"]
         self._run([initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust",
                    "-E", "UTF8", "--locale=C.UTF-8"])
-        self._run([pg_ctl, "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
-                   "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 "
-                         f"-c unix_socket_directories={self.root} -c fsync=on "
-                         "-c synchronous_commit=on", "start"])
+        self.start_server()
+
+    def start_server(self) -> None:
+        """Start the cluster (again, after `stop_server`) on the same port and data; a
+        server already running is left alone."""
+        if self.running():
+            return
+        self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.root / "server.log"),
+                   "-w", "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 "
+                               f"-c unix_socket_directories={self.root} -c fsync=on "
+                               "-c synchronous_commit=on -c max_connections=200", "start"])
         wait_for_port(self.port)
+
+    def running(self) -> bool:
+        status = subprocess.run([*self.as_user, self.pg_ctl, "-D", str(self.data), "status"],
+                                capture_output=True, timeout=30, check=False)
+        return status.returncode == 0
+
+    def stop_server(self) -> None:
+        """Stop the server as an operator's restart does (fast: open sessions are ended,
+        committed data stays); the cluster is kept for `start_server`."""
+        self._run([self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"])
 
     def _run(self, args: list[str]) -> None:
         subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=120)

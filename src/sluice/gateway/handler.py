@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -137,10 +138,7 @@ class GatewayHandler:
         try:
             already = await self.store.delivered(print_)
         except StorageUnavailable:
-            METRICS.observe_storage_error()
-            refused = [str(STORAGE_UNAVAILABLE)] * len(rcpts)
-            METRICS.observe_replies(refused)
-            return refused
+            return refuse_for_storage(len(rcpts))
 
         try:
             outbox = outbox_entries(self.settings, mail, decision, print_, mail_from, rcpts,
@@ -156,6 +154,20 @@ class GatewayHandler:
             action = decision.for_recipient(r)
             if r not in already and not action.keeps_mail:
                 replies[r] = Reply(250, f"2.0.0 OK, posted to {action.destination}")
+        is_lmtp = bool(getattr(server, "lmtp", False))
+        source = "lmtp" if is_lmtp else "smtp"
+        # Posts that ride with mail for others are committed before the relay: once the
+        # upstream has the mail, a failed commit could only be answered 451, and the
+        # client's retry would deliver the kept copies a second time.
+        posts_first = bool(outbox and keep)
+        if posts_first:
+            early = message_facts(self.settings, print_, mail, mail_envelope, decision,
+                                  {**replies, **dict.fromkeys(keep, LOCAL_ERROR)}, already,
+                                  source, outbox)
+            try:
+                await self.store.record(split_facts(early, set(keep))[0])
+            except StorageUnavailable:
+                return refuse_for_storage(len(rcpts))
         if keep:
             trace = received_header(
                 helo=session.host_name or "", peer_ip=str(session.peer[0]) if session.peer else "",
@@ -178,17 +190,16 @@ class GatewayHandler:
                 ))
             replies.update(relayed)
 
-        is_lmtp = bool(getattr(server, "lmtp", False))
         dsn_reply = None
         if not is_lmtp:
             dsn_reply = await self._notify_partial_failure(mail_from, content, rcpts, replies)
         facts = message_facts(self.settings, print_, mail, mail_envelope, decision, replies,
-                              already, "lmtp" if is_lmtp else "smtp", outbox)
+                              already, source, outbox)
         try:
-            await self.store.record(facts)
+            await self.store.record(split_facts(facts, set(keep))[1] if posts_first else facts)
         except StorageUnavailable:
             METRICS.observe_storage_error()
-            if outbox:
+            if outbox and not posts_first:
                 # The posts are not safe: the diverted recipients must not be told 250.
                 log.error("could not record message %s with its posts", print_[:16])
                 for entry in outbox:
@@ -228,6 +239,15 @@ class GatewayHandler:
         if reply.ok or reply.permanent:
             return ACCEPTED  # a DSN the sender's side refuses is dropped, as MTAs do
         return Reply(451, "4.3.0 Could not report refused recipients, try again later")
+
+
+def refuse_for_storage(count: int) -> list[str]:
+    """Nothing could be recorded and nothing was relayed: the client tries again later."""
+    METRICS.observe_storage_error()
+    refused = [str(STORAGE_UNAVAILABLE)] * count
+    METRICS.observe_replies(refused)
+    return refused
+
 
 def outbox_entries(settings: Settings, mail: Mail | None, decision: RoutingDecision,
                    print_: str, mail_from: str, rcpts: tuple[str, ...],
@@ -314,6 +334,17 @@ def message_facts(settings: Settings, print_: str, mail: Mail | None, envelope: 
     return MessageFacts(message=message, outcomes=tuple(outcomes), delivered=delivered,
                         outbox=tuple(entry.row() for entry in outbox), digest=digest,
                         blobs=tuple({e.blob["sha256"]: e.blob for e in outbox}.values()))
+
+
+def split_facts(facts: MessageFacts, kept: set[str]) -> tuple[MessageFacts, MessageFacts]:
+    """The message with everything but the kept recipients' outcomes and ledger rows (the
+    posts), and the message with only those: recorded before and after the relay."""
+    first = replace(facts, outcomes=tuple(o for o in facts.outcomes if o.recipient not in kept),
+                    delivered=tuple(d for d in facts.delivered if d[0] not in kept))
+    second = replace(facts, outcomes=tuple(o for o in facts.outcomes if o.recipient in kept),
+                     delivered=tuple(d for d in facts.delivered if d[0] in kept),
+                     outbox=(), digest=(), blobs=())
+    return first, second
 
 
 def parse_safely(content: bytes, envelope: MailEnvelope) -> Mail | None:

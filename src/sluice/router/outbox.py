@@ -255,7 +255,8 @@ class OutboxWorker:
             return
         destination = self.destinations.get(job.destination)
         if utcnow() >= as_utc(job.deadline_at) or destination is None:
-            reason = job.last_error or "no such destination configured"
+            reason = job.last_error or ("no such destination configured" if destination is None
+                                        else "not published before its deadline")
             await self._fall_back(job, reason)
             return
         post = post_from_json(job.post_json)
