@@ -31,13 +31,18 @@ SCHEMA_LOCK_KEY = 0x736C75696365
 SCHEMA_LOCK_WAIT_SECONDS = 600
 #: How long a SQLite writer waits for the lock before the caller sees a temporary error.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: How long a new PostgreSQL connection may take before the caller sees a temporary error.
+PG_CONNECT_TIMEOUT_S = 10
 
 
 def make_engine(settings: Settings) -> Engine:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
         return _sqlite_engine(url, settings.sqlite_synchronous)
-    engine = create_engine(url, pool_pre_ping=True)
+    # A database that does not answer must not hold SMTP sessions for the kernel's TCP
+    # time-out: after PG_CONNECT_TIMEOUT_S the session gets its 451 and the client retries.
+    engine = create_engine(url, pool_pre_ping=True,
+                           connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S})
     _check_postgres_durability(engine)
     return engine
 
