@@ -6,10 +6,11 @@ Messages stream through in chunks of `CHUNK`; every `flush_every` messages the b
 counters and keys are committed to the state file together, so an interrupted run continues
 where its last commit ended (Ctrl-C commits the messages counted so far first).
 
-With `jobs` > 1, parsing, classification and the decision run in worker processes (spawned,
-each loading the model once) on chunks, at most `2 x jobs` chunks in flight: memory stays
-bounded and results are counted in reading order. Only bytes go to a worker and only the
-small `MessageFacts` come back. `default_jobs` picks one worker per CPU.
+With `jobs` > 1, parsing, classification and the decision run in worker processes on chunks,
+at most `2 x jobs` chunks in flight: memory stays bounded and results are counted in reading
+order. Workers are forked with the model already loaded when this process has no other
+thread, otherwise spawned (each loading it once). Only the messages' bytes go to a worker
+and only the small `MessageFacts` come back. `default_jobs` picks one worker per CPU.
 """
 
 from __future__ import annotations
