@@ -5,6 +5,7 @@ Run on demand (this is not a test; Dovecot needs root, as in the tests):
     .venv/bin/python benchmarks/analyze.py                         # 2,000 and 20,000 messages
     .venv/bin/python benchmarks/analyze.py --sizes 2000 100000 --imap-sizes 2000 20000
     .venv/bin/python benchmarks/analyze.py --sizes 20000 --imap-sizes --jobs 2
+    .venv/bin/python benchmarks/analyze.py --sizes 5000 --imap-sizes 2000 --before OLD/src
 
 A maildir of N messages is generated from the corpus (enron_inboxes, cycled, each copy with
 its own Message-ID so none is skipped as a duplicate). Each measurement runs in its own child
@@ -106,11 +107,11 @@ class Measure:
     load: float  # one-minute load average when the child ended
 
 
-def measure(mode: str, spec: str, work: Path, *, password: str = "", jobs: int = 1
-            ) -> Measure:
-    """One child process: read, parse or analyze `spec`."""
+def measure(mode: str, spec: str, work: Path, *, password: str = "", jobs: int = 1,
+            src: Path = REPO / "src") -> Measure:
+    """One child process: read, parse or analyze `spec` with the sluice package in `src`."""
     state = work / f"state-{time.monotonic_ns()}.sqlite"
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env = dict(os.environ, PYTHONPATH=str(src))
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, mode, spec, str(state), password,
                              str(jobs)], stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
@@ -130,7 +131,7 @@ def measure(mode: str, spec: str, work: Path, *, password: str = "", jobs: int =
 class Row:
     kind: str
     size: int
-    jobs: int
+    jobs: str
     raw: Measure
     parse: Measure
     run: Measure
@@ -138,12 +139,19 @@ class Row:
 
 
 def _rows(kind: str, size: int, spec: str, work: Path, jobs: list[int], target: float,
-          password: str = "") -> list[Row]:
+          password: str = "", before: Path | None = None) -> list[Row]:
+    """Baselines, then each jobs count (with `before`: the older tree's run right after)."""
     raw = measure("raw", spec, work, password=password)
     parse = measure("parse", spec, work, password=password)
-    return [Row(kind, size, n, raw, parse,
-                measure("analyze", spec, work, password=password, jobs=n), target)
-            for n in jobs]
+    rows = []
+    for n in jobs:
+        rows.append(Row(kind, size, str(n), raw, parse,
+                        measure("analyze", spec, work, password=password, jobs=n), target))
+        if before is not None:
+            rows.append(Row(kind, size, f"{n} old", raw, parse,
+                            measure("analyze", spec, work, password=password, jobs=n,
+                                    src=before), target))
+    return rows
 
 
 def main() -> int:
@@ -156,6 +164,10 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, nargs="+",
                         default=sorted({1, default_jobs()}),
                         help="worker process counts to measure (default: 1 and one per CPU)")
+    parser.add_argument("--before", type=Path, metavar="SRC",
+                        help="also measure the analysis with the package in SRC (an older "
+                        "tree, e.g. `git archive COMMIT src | tar -x -C DIR`, then DIR/src), "
+                        "interleaved with the current one: rows marked `old`")
     args = parser.parse_args()
     pool = corpus_messages()
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-analyze-"))
@@ -168,7 +180,8 @@ def main() -> int:
     try:
         for size in args.sizes:
             root = build_maildir(work / f"md-{size}", size, pool)
-            rows += _rows("maildir", size, str(root), work, args.jobs, TARGET_MAILDIR)
+            rows += _rows("maildir", size, str(root), work, args.jobs, TARGET_MAILDIR,
+                          before=args.before)
             shutil.rmtree(root)
         if args.imap_sizes:
             sys.path.insert(0, str(REPO))
@@ -182,28 +195,28 @@ def main() -> int:
                     server.chown()
                     measure("raw", server.url("INBOX"), work, password=PASSWORD)  # indexes
                     rows += _rows("imap", size, server.url("INBOX"), work, args.jobs,
-                                  TARGET_IMAP, PASSWORD)
+                                  TARGET_IMAP, PASSWORD, args.before)
             finally:
                 server.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"load avg    {' '.join(f'{x:.2f}' for x in os.getloadavg())} after the run")
     print()
-    print("| source  | mailbox | jobs | raw msg/s | parse msg/s | analyze msg/s | target "
+    print("| source  | mailbox |  jobs | raw msg/s | parse msg/s | analyze msg/s | target "
           "| analyze / parse | CPU ms/msg parse | CPU ms/msg analyze | load | peak MB "
           "analyze | peak MB raw |")
-    print("|---------|--------:|-----:|----------:|------------:|--------------:|-------:"
+    print("|---------|--------:|------:|----------:|------------:|--------------:|-------:"
           "|----------------:|-----------------:|-------------------:|-----:|--------"
           "--------:|------------:|")
     for r in rows:
-        print(f"| {r.kind:7} | {r.size:7} | {r.jobs:4} | {r.raw.rate:9.0f} "
+        print(f"| {r.kind:7} | {r.size:7} | {r.jobs:>5} | {r.raw.rate:9.0f} "
               f"| {r.parse.rate:11.0f} | {r.run.rate:13.0f} | {r.target:6.0f} "
               f"| {r.run.rate / r.parse.rate:15.2f} | {r.parse.cpu_ms:16.3f} "
               f"| {r.run.cpu_ms:18.3f} | {r.run.load:4.1f} | {r.run.peak_mb:15.1f} "
               f"| {r.raw.peak_mb:11.1f} |")
     for kind in ("maildir", "imap"):
         for jobs in args.jobs:
-            sized = [r for r in rows if r.kind == kind and r.jobs == jobs]
+            sized = [r for r in rows if r.kind == kind and r.jobs == str(jobs)]
             if len(sized) >= 2:
                 small, large = sized[0], sized[-1]
                 print(f"{kind}, jobs {jobs}: {large.size / small.size:.0f}x the messages -> "
