@@ -93,3 +93,13 @@ def test_same_answers_from_many_threads(default_classifier: Classifier, prepared
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(default_classifier.classify, mails * 2))
     assert together == alone * 2
+
+
+def test_classify_many_without_reasons_gives_the_same_category_and_confidence(
+    default_classifier: Classifier, prepared: Prepared
+) -> None:
+    mails = prepared.mails[:200]
+    alone = [default_classifier.classify(m) for m in mails]
+    counted = default_classifier.classify_many(mails, explain=False)
+    assert default_classifier.classify_many(mails) == alone
+    assert [dataclasses.replace(v, reasons=()) for v in alone] == counted
