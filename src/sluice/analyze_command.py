@@ -12,14 +12,13 @@ baseline unless `--no-store`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from sluice.analyzer import Examiner, RunSpec, Setup, finish_run, run_analysis
+from sluice.analyzer import Examiner, RunSpec, Setup, default_jobs, finish_run, run_analysis
 from sluice.core.errors import ConfigError
 from sluice.core.verdict import CATEGORIES
 from sluice.mailboxes.items import DEFAULT_MAX_MESSAGE_BYTES
@@ -111,7 +110,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             storm_min_recipients=args.storm_min_recipients,
             resend_window_seconds=int(args.resend_window * 60), top=args.top,
             reading_seconds=_reading_seconds(args.reading_seconds)))
-    jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+    jobs = args.jobs if args.jobs > 0 else default_jobs()
     examiner = Examiner(setup) if jobs == 1 else None
     state = AnalysisState(args.state or settings.data_dir / STATE_FILE)
     progress = ProgressLine(sys.stderr) if sys.stderr.isatty() else None
@@ -184,10 +183,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--no-classify", action="store_true",
                         help="no classifier: rules on category never match")
     parser.add_argument("--model", type=Path, metavar="MODEL")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="worker processes that parse and classify (default 1: all in "
-                        "this process; 0: one per CPU). Only worth it on idle cores: on the "
-                        "2 shared cores measured, 2 workers were slower (docs/performance.md)")
+    parser.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="worker processes that parse and classify (default 0: one per "
+                        "CPU; 1: all in this process). Extra workers help only on CPUs "
+                        "not busy with other work (docs/performance.md)")
     parser.add_argument("--flush-every", type=int, default=500, metavar="N",
                         help="messages per state commit (the work a hard kill loses)")
     parser.add_argument("--config", type=Path)

@@ -2,25 +2,30 @@
 
 It sits on top of the packages (like `simulate_command`): it needs the readers
 (`mailboxes`), the classifier, the pure `router.decide` and the counting in `reports`.
-Messages stream through one at a time; every `flush_every` messages the batch's counters and
-keys are committed to the state file together, so an interrupted run continues where its
-last commit ended (Ctrl-C commits the messages counted so far first).
+Messages stream through in chunks of `CHUNK`; every `flush_every` messages the batch's
+counters and keys are committed to the state file together, so an interrupted run continues
+where its last commit ended (Ctrl-C commits the messages counted so far first).
 
-With `jobs` > 1, parsing, classification and the decision run in worker processes (spawned,
-each loading the model once) on chunks of `CHUNK` messages, at most `2 x jobs` chunks in
-flight: memory stays bounded and results are counted in reading order.
+With `jobs` > 1, parsing, classification and the decision run in worker processes on chunks,
+at most `2 x jobs` chunks in flight: memory stays bounded and results are counted in reading
+order. Workers are forked with the model already loaded when this process has no other
+thread, otherwise spawned (each loading it once). Only the messages' bytes go to a worker
+and only the small `MessageFacts` come back. `default_jobs` picks one worker per CPU.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from multiprocessing import get_context
+from functools import partial
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +51,7 @@ CLASSIFIER_FAILED = "classifier failed"
 DECISION_FAILED = "rules could not be applied"
 DUPLICATE = "duplicate: same Message-ID already counted"
 
-Classify = Callable[[Mail], Verdict | None]
+ClassifyMany = Callable[[list[Mail]], list[Verdict]]
 RulesFor = Callable[[Mail], RuleSet]
 Progress = Callable[[int], None]
 Result = MessageFacts | SkipRecord
@@ -84,7 +89,7 @@ class RunSpec:
 
 
 class Examiner:
-    """Item -> MessageFacts or the reason it is skipped: parse, classify, decide."""
+    """Items -> MessageFacts or the reason each is skipped: parse, classify, decide."""
 
     def __init__(self, setup: Setup) -> None:
         from sluice.router.rulesfile import parse_rules
@@ -98,16 +103,44 @@ class Examiner:
         self.rules_for: RulesFor = (
             (lambda _mail: rules) if setup.internal_domains or setup.rules_text
             else EveryRecipientInternal(rules))
-        self.classify: Classify | None = None
+        self.classify_many: ClassifyMany | None = None
         self.model_version = "none"
         if setup.classify:
             from sluice.classifier.model import Classifier
 
             model = Classifier.load(setup.model) if setup.model else Classifier.load_default()
-            self.classify, self.model_version = model.classify, model.version
+            self.classify_many = partial(model.classify_many, explain=False)
+            self.model_version = model.version
 
     def __call__(self, item: Item) -> Result:
-        """Never raises for a bad message: whatever fails is a skip with its reason."""
+        return self.examine([item])[0]
+
+    def examine(self, items: Sequence[Item]) -> list[Result]:
+        """Never raises for a bad message: whatever fails is a skip with its reason. The
+        chunk's messages are classified together (reasons left out: nothing here reads them)."""
+        results: list[Result | Mail] = [self._parsed(item) for item in items]
+        mails = [r for r in results if isinstance(r, Mail)]
+        verdicts = self._verdicts(mails)
+        out: list[Result] = []
+        mail_index = 0
+        for item, result in zip(items, results, strict=True):
+            if not isinstance(result, Mail):
+                out.append(result)
+                continue
+            verdict = verdicts[mail_index]
+            mail_index += 1
+            if isinstance(verdict, SkipRecord):
+                out.append(replace(verdict, key=item.key, name=item.name))
+                continue
+            try:
+                out.append(message_facts(item.key, result, verdict,
+                                         decide(result, verdict, self.rules_for(result))))
+            except Exception as exc:
+                out.append(SkipRecord(item.key, item.name, DECISION_FAILED,
+                                      type(exc).__name__))
+        return out
+
+    def _parsed(self, item: Item) -> Result | Mail:
         if isinstance(item, Unreadable):
             return SkipRecord(item.key, item.name, item.reason, item.detail)
         assert isinstance(item, Fetched)
@@ -119,15 +152,25 @@ class Examiner:
             return SkipRecord(item.key, item.name, UNPARSABLE, type(exc).__name__)
         if not mail.envelope.rcpt_tos:
             return SkipRecord(item.key, item.name, NO_RECIPIENTS, "")
+        return mail
+
+    def _verdicts(self, mails: list[Mail]) -> list[Verdict | SkipRecord | None]:
+        """One verdict per mail; a mail the classifier fails on gets a skip (key filled in
+        by the caller), found by classifying the chunk's mails one by one."""
+        if self.classify_many is None:
+            return [None] * len(mails)
+        verdicts: list[Verdict | SkipRecord | None] = []
         try:
-            verdict = self.classify(mail) if self.classify is not None else None
-        except Exception as exc:
-            return SkipRecord(item.key, item.name, CLASSIFIER_FAILED, type(exc).__name__)
-        try:
-            return message_facts(item.key, mail, verdict, decide(mail, verdict,
-                                                                 self.rules_for(mail)))
-        except Exception as exc:
-            return SkipRecord(item.key, item.name, DECISION_FAILED, type(exc).__name__)
+            verdicts.extend(self.classify_many(mails))
+            return verdicts
+        except Exception:
+            verdicts.clear()
+        for mail in mails:
+            try:
+                verdicts.append(self.classify_many([mail])[0])
+            except Exception as exc:
+                verdicts.append(SkipRecord("", "", CLASSIFIER_FAILED, type(exc).__name__))
+        return verdicts
 
 
 def _with_owner(mail: Mail, owner: str) -> Mail:
@@ -136,6 +179,12 @@ def _with_owner(mail: Mail, owner: str) -> Mail:
         return mail
     return replace(mail, envelope=Envelope(mail.envelope.mail_from,
                                            (*mail.envelope.rcpt_tos, owner)))
+
+
+def default_jobs() -> int:
+    """One worker per CPU; on a single CPU everything stays in this process."""
+    cpus = os.cpu_count() or 1
+    return cpus if cpus > 1 else 1
 
 
 # --- worker processes ------------------------------------------------------------------------
@@ -148,14 +197,45 @@ def _init_worker(setup: Setup) -> None:
     _worker = Examiner(setup)
 
 
+def _adopt_worker(examiner: Examiner) -> None:
+    """A forked worker uses the examiner (model loaded) it inherited: no start-up cost."""
+    global _worker
+    _worker = examiner
+
+
+def _can_fork() -> bool:
+    """Forking is cheap and safe here only in a process with no other thread (a thread
+    holding a lock at fork time would leave the worker's copy locked forever)."""
+    return "fork" in get_all_start_methods() and threading.active_count() == 1
+
+
+def _pool(jobs: int, setup: Setup, examiner: Examiner | None) -> ProcessPoolExecutor:
+    if examiner is not None and _can_fork():
+        return ProcessPoolExecutor(jobs, mp_context=get_context("fork"),
+                                   initializer=_adopt_worker, initargs=(examiner,))
+    return ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
+                               initializer=_init_worker, initargs=(setup,))
+
+
 def _examine_chunk(items: list[Item]) -> list[Result]:
     assert _worker is not None
-    return [_worker(item) for item in items]
+    return _worker.examine(items)
 
 
 def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    """Items in lists of `size`; if reading fails, the items read so far come first (so an
+    interrupted run still counts and commits them), then the error."""
     chunk: list[Item] = []
-    for item in items:
+    reading = iter(items)
+    while True:
+        try:
+            item = next(reading)
+        except StopIteration:
+            break
+        except BaseException:
+            if chunk:
+                yield chunk
+            raise
         chunk.append(item)
         if len(chunk) >= size:
             yield chunk
@@ -165,20 +245,20 @@ def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _examined(items: Iterator[Item], setup: Setup, examiner: Examiner | None,
-              jobs: int) -> Iterator[Result]:
+              jobs: int) -> Iterator[list[Result]]:
+    """Results chunk by chunk, in reading order."""
     if jobs <= 1:
         assert examiner is not None
-        yield from (examiner(item) for item in items)
+        yield from (examiner.examine(chunk) for chunk in _chunks(items, CHUNK))
         return
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(setup,)) as pool:
+    with _pool(jobs, setup, examiner) as pool:
         inflight: deque[Future[list[Result]]] = deque()
         for chunk in _chunks(items, CHUNK):
             inflight.append(pool.submit(_examine_chunk, chunk))
             if len(inflight) >= 2 * jobs:
-                yield from inflight.popleft().result()
+                yield inflight.popleft().result()
         while inflight:
-            yield from inflight.popleft().result()
+            yield inflight.popleft().result()
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -198,32 +278,37 @@ def run_analysis(spec: RunSpec, sources: Sequence[MailSource], state: AnalysisSt
 
     The run stays unfinished in the state until `finish_run` (after the report is out).
     """
-    if jobs <= 1 and examiner is None:
-        examiner = Examiner(spec.setup)
+    if examiner is None and (jobs <= 1 or _can_fork()):
+        examiner = Examiner(spec.setup)  # with jobs > 1, forked workers inherit it
     info = state.begin(spec.identity(), "\n".join(spec.sources))
     batch = Batch(spec.settings)
     counted = info.done
     keys_in_batch: set[str] = set()
     try:
-        for result in _examined(_keyed(sources, state.done_filter(info.id)), spec.setup,
-                                examiner, jobs):
-            if result.key in keys_in_batch:
-                continue  # read twice in one batch (a file moved while listed)
-            keys_in_batch.add(result.key)
-            if isinstance(result, SkipRecord):
-                batch.skip_record(result)
-            elif result.message_id and (result.message_id in batch.message_ids
-                                        or state.counted_message_id(info.id,
-                                                                    result.message_id)):
-                batch.skip(result.key, result.key, DUPLICATE, result.message_id)
-            else:
-                batch.add(result)
-            counted += 1
-            if batch.size >= flush_every:
-                state.flush(info.id, batch)
-                batch, keys_in_batch = Batch(spec.settings), set()
-            if progress is not None:
-                progress(counted)
+        for results in _examined(_keyed(sources, state.done_filter(info.id)), spec.setup,
+                                 examiner, jobs):
+            # Message-IDs of this chunk counted by earlier batches: one look-up per chunk.
+            counted_ids = state.counted_message_ids(info.id, [
+                r.message_id for r in results
+                if isinstance(r, MessageFacts) and r.message_id])
+            for result in results:
+                if result.key in keys_in_batch:
+                    continue  # read twice in one batch (a file moved while listed)
+                keys_in_batch.add(result.key)
+                if isinstance(result, SkipRecord):
+                    batch.skip_record(result)
+                elif result.message_id and (result.message_id in batch.message_ids
+                                            or result.message_id in counted_ids):
+                    batch.skip(result.key, result.key, DUPLICATE, result.message_id)
+                else:
+                    batch.add(result)
+                counted += 1
+                if batch.size >= flush_every:
+                    state.flush(info.id, batch)
+                    counted_ids.update(batch.message_ids)
+                    batch, keys_in_batch = Batch(spec.settings), set()
+                if progress is not None:
+                    progress(counted)
     except KeyboardInterrupt:
         state.flush(info.id, batch)  # keep what was counted; the next run continues
         raise

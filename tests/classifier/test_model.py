@@ -102,3 +102,13 @@ def test_model_version_names_the_data_and_the_recipe(prepared: Prepared) -> None
     assert version == _version(prepared, index, Recipe())
     assert version != _version(prepared, index, Recipe(header_weight=1.0))
     assert version != _version(prepared, np.arange(31), Recipe())
+
+
+def test_classify_many_without_reasons_gives_the_same_category_and_confidence(
+    default_classifier: Classifier, prepared: Prepared
+) -> None:
+    mails = prepared.mails[:200]
+    alone = [default_classifier.classify(m) for m in mails]
+    counted = default_classifier.classify_many(mails, explain=False)
+    assert default_classifier.classify_many(mails) == alone
+    assert [dataclasses.replace(v, reasons=()) for v in alone] == counted

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from sluice import analyzer
 from sluice.analyzer import (
+    CLASSIFIER_FAILED,
     DUPLICATE,
     EMPTY,
     Examiner,
@@ -19,9 +21,16 @@ from sluice.analyzer import (
     finish_run,
     run_analysis,
 )
+from sluice.core.mail import Mail
+from sluice.core.verdict import Verdict
 from sluice.mailboxes.files import FileSource
 from sluice.mailboxes.items import TOO_LARGE, DoneFilter, Item, nothing_done
-from sluice.reports.analysis import AnalysisSettings, reading_seconds_saved
+from sluice.reports.analysis import (
+    AnalysisSettings,
+    MessageFacts,
+    SkipRecord,
+    reading_seconds_saved,
+)
 from sluice.reports.analysis_state import AnalysisState
 from sluice.reports.simulate import NO_RECIPIENTS
 from tests.mailboxes.fixture_mail import (
@@ -31,7 +40,9 @@ from tests.mailboxes.fixture_mail import (
     SETTINGS,
     fixture_maildir,
     pdf_size,
+    write_maildir,
 )
+from tests.servers import CORPUS
 
 SETUP = Setup(rules_name="fixture rules", rules_text=RULES, classify=False)
 
@@ -182,6 +193,68 @@ def test_worker_processes_give_the_same_report(mailbox: Path, tmp_path: Path) ->
     one = analyze(mailbox, tmp_path / "one.sqlite")
     two = analyze(mailbox, tmp_path / "two.sqlite", jobs=2)
     assert _comparable(one) == _comparable(two)
+
+
+def _corpus_sample(root: Path, size: int) -> Path:
+    """A maildir of corpus messages, every tenth one again later (same Message-ID: counted
+    once, even when the copy falls into another chunk or batch), and an empty file."""
+    files = sorted(p for p in (CORPUS / "enron_inboxes").rglob("*") if p.is_file())
+    raws = [p.read_bytes() for p in files[::max(1, len(files) // size)][:size]]
+    return write_maildir(root, [*raws, b"", *raws[::10]])
+
+
+@pytest.mark.skipif(not (CORPUS / "enron_inboxes").is_dir(), reason="corpus not found")
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
+def test_workers_count_a_classified_corpus_sample_like_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool) -> None:
+    """The speed-ups (chunks classified together, Message-IDs looked up per chunk, workers)
+    change no figure: the shipped classifier and default policy, batches cut mid-chunk."""
+    root = _corpus_sample(tmp_path / "maildir", 240)
+    setup = Setup()
+
+    def report(jobs: int, state_path: Path) -> dict[str, Any]:
+        source = FileSource(root, "sample")
+        spec = RunSpec(sources=("sample",), folders=(), max_message_bytes=25 << 20,
+                       setup=setup)
+        state = AnalysisState(state_path)
+        try:
+            info, result = run_analysis(
+                spec, [source], state, jobs=jobs, flush_every=37,
+                examiner=Examiner(setup) if jobs == 1 else None)
+            finish_run(state, info)
+        finally:
+            state.close()
+        return _comparable(result)
+
+    one = report(1, tmp_path / "one.sqlite")
+    monkeypatch.setattr(analyzer, "_can_fork", lambda: fork)
+    two = report(2, tmp_path / "two.sqlite")
+    assert two == one
+    assert one["messages"] + one["skipped"]["count"] == 240 + 1 + 24
+    assert 0 < one["skipped"]["reasons"][DUPLICATE] <= 24  # copies of skipped ones stay
+    assert one["skipped"]["reasons"][EMPTY] == 1
+    assert set(one["by_category"]) - {"unclassified"} and "unclassified" not in one[
+        "by_category"]
+
+
+def test_a_classifier_failure_skips_that_message_only(mailbox: Path, tmp_path: Path) -> None:
+    """Chunks are classified together; when that fails, each mail is tried alone so only
+    the one the classifier cannot take is skipped."""
+    examiner = Examiner(SETUP)
+
+    def classify_many(mails: list[Mail]) -> list[Verdict]:
+        if any(m.subject == "Budget" for m in mails):
+            raise ValueError("cannot classify")
+        return [Verdict("direct", 0.9, (), "test") for _ in mails]
+
+    examiner.classify_many = classify_many
+    results = examiner.examine(list(FileSource(mailbox, "mbx", max_bytes=MAX_BYTES).read()))
+    failed = [r for r in results if isinstance(r, SkipRecord) and r.reason == CLASSIFIER_FAILED]
+    counted = [r for r in results if isinstance(r, MessageFacts)]
+    # The Budget message, its re-send and its copy in Archive; the other good ones counted.
+    assert [(r.key.startswith("mbx|"), r.detail) for r in failed] == [(True, "ValueError")] * 3
+    assert len(counted) == 5
+    assert {r.category for r in counted} == {"direct"}
 
 
 def test_finished_run_leaves_no_working_rows(mailbox: Path, tmp_path: Path) -> None:

@@ -46,15 +46,21 @@ class Classifier:
     def classify(self, mail: Mail) -> Verdict:
         return self.verdict(to_row(mail))
 
-    def classify_many(self, mails: Iterable[Mail]) -> list[Verdict]:
-        return [self.classify(mail) for mail in mails]
+    def classify_many(self, mails: Iterable[Mail], *, explain: bool = True) -> list[Verdict]:
+        """`explain=False` leaves the reasons empty (they cost a sixth of the time): for
+        callers that only count categories, like the mailbox analyzer."""
+        return [self.verdict(to_row(mail), explain=explain) for mail in mails]
 
-    def verdict(self, row: Row) -> Verdict:
+    def verdict(self, row: Row, *, explain: bool = True) -> Verdict:
         scorer = self._scorer
         indices, values = scorer.vector(row)
         rows = scorer.coef_by_feature[indices]
         proba = softmax(values @ rows + scorer.intercept)
         chosen = self.choose(proba)
+        if not explain:
+            return Verdict(category=self.classes[chosen],
+                           confidence=round(float(proba[chosen]), 4), reasons=(),
+                           model_version=self.version)
         pushes = values * (rows[:, chosen] - scorer.coef_mean[indices])
         reasons: list[str] = []
         for position in np.argsort(-pushes, kind="stable")[:3 * MAX_REASONS]:

@@ -31,7 +31,6 @@ Definitions (the report states them too):
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,7 +55,6 @@ FINGERPRINT_CHARS = 4000
 UNCLASSIFIED = "unclassified"
 NO_SENDER = "(no sender)"
 UNKNOWN_WEEK = "unknown"
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +130,15 @@ def _timestamp(moment: datetime | None) -> float | None:
 
 
 def text_fingerprint(subject_key: str, text: str) -> str:
-    own = "\n".join(line for line in text[:FINGERPRINT_CHARS * 2].splitlines()
-                    if not line.lstrip().startswith(">"))
-    normal = _SPACE.sub(" ", own).strip().lower()[:FINGERPRINT_CHARS]
+    """sha256 of the subject key and the own text: lines quoted with `>` left out, runs of
+    whitespace (line ends included) as one space, lowercased."""
+    words: list[str] = []
+    for line in text[:FINGERPRINT_CHARS * 2].splitlines():
+        parts = line.split()
+        if parts and parts[0][0] == ">":
+            continue
+        words += parts
+    normal = " ".join(words).lower()[:FINGERPRINT_CHARS]
     return hashlib.sha256(f"{subject_key}\0{normal}".encode()).hexdigest()[:32]
 
 

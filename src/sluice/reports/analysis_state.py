@@ -165,9 +165,11 @@ class AnalysisState:
         self.db.execute("DELETE FROM run WHERE id = ?", (run,))
         self.db.execute("COMMIT")
 
-    def counted_message_id(self, run: int, message_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM message_id WHERE run = ? AND id = ?",
-                               (run, message_id)).fetchone() is not None
+    def counted_message_ids(self, run: int, message_ids: Sequence[str]) -> set[str]:
+        """Which of these Message-IDs earlier batches of the run counted (one query per
+        `_LOOKUP_CHUNK`, not one per message)."""
+        return _present(self.db, "SELECT id FROM message_id WHERE run = ? AND id IN ({})",
+                        run, message_ids)
 
     # --- what the report reads --------------------------------------------------------------
 
@@ -203,11 +205,15 @@ class DoneLookup:
         self.run = run
 
     def __call__(self, keys: Sequence[str]) -> Collection[str]:
-        found: set[str] = set()
-        for start in range(0, len(keys), _LOOKUP_CHUNK):
-            chunk = keys[start:start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(row[0] for row in self.db.execute(
-                f"SELECT key FROM done WHERE run = ? AND key IN ({marks})",
-                (self.run, *chunk)))
-        return found
+        return _present(self.db, "SELECT key FROM done WHERE run = ? AND key IN ({})",
+                        self.run, keys)
+
+
+def _present(db: sqlite3.Connection, sql: str, run: int, values: Sequence[str]) -> set[str]:
+    """The values the query (`{}` = the placeholders) finds, asked `_LOOKUP_CHUNK` at once."""
+    found: set[str] = set()
+    for start in range(0, len(values), _LOOKUP_CHUNK):
+        chunk = values[start:start + _LOOKUP_CHUNK]
+        found.update(row[0] for row in db.execute(sql.format(",".join("?" * len(chunk))),
+                                                  (run, *chunk)))
+    return found
