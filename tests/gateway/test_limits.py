@@ -179,3 +179,88 @@ def test_large_message_on_a_slow_link_completes(start_gateway: StartGateway,
     sock.close()
     (message,) = clean_sink.wait_for(1)
     assert message.content.count(b"z" * 1022) == 512
+
+
+def _connect_from(port: int, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+
+
+def _relay_from(port: int, source: str, subject: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port, source_address=(source, 0), timeout=10) as client:
+        client.sendmail("a@example.com", ["b@example.com"],
+                        MESSAGE.replace(b"Subject: limits", b"Subject: " + subject.encode()))
+
+
+def _closed_by_server(sock: socket.socket, timeout: float) -> bytes:
+    """Everything the server says until it closes the connection (the last reply)."""
+    sock.settimeout(timeout)
+    said = b""
+    while chunk := sock.recv(4096):
+        said += chunk
+    return said
+
+
+def test_one_client_address_cannot_take_every_session(start_gateway: StartGateway,
+                                                       clean_sink: SmtpSink) -> None:
+    """Slowloris from 127.0.0.2: an idle session, a command trickled a byte at a time and a
+    DATA trickle. They hold only max_sessions_per_client slots, 127.0.0.3 still relays, and
+    the timeouts close all three."""
+    gw = start_gateway(upstream=clean_sink.address, max_sessions=6, max_sessions_per_client=3,
+                       command_timeout=1.5, data_timeout=1.0, data_idle_timeout=1.0)
+    held = [_connect_from(gw.port, "127.0.0.2") for _ in range(3)]
+    refused = [_connect_from(gw.port, "127.0.0.2") for _ in range(5)]
+    try:
+        for sock in held:
+            assert read_reply(sock).startswith(b"220")
+        for sock in refused:
+            assert read_reply(sock).startswith(b"421 4.7.0 Too many connections from your")
+        _idle, trickle_command, trickle_data = held
+        for command in (b"EHLO x", b"MAIL FROM:<a@example.com>", b"RCPT TO:<b@example.com>",
+                        b"DATA"):
+            trickle_data.sendall(command + b"\r\n")
+            read_reply(trickle_data)
+        started = time.monotonic()
+        for byte in b"NOOP":  # never ends its line
+            trickle_command.sendall(bytes([byte]))
+            trickle_data.sendall(b"x")
+            time.sleep(0.1)
+
+        _relay_from(gw.port, "127.0.0.3", "another address")
+        assert [m.content.count(b"another address") for m in clean_sink.wait_for(1)] == [1]
+
+        # The timeouts end every slow session, each with a 421 before the close.
+        for sock in held:
+            assert b"421 4.4.2" in _closed_by_server(sock, timeout=10)
+        assert time.monotonic() - started < 8
+    finally:
+        for sock in held + refused:
+            sock.close()
+    # Their slots are free again: the same address is admitted.
+    deadline = time.monotonic() + 5
+    while gw.gateway is not None and gw.gateway.handler.client_sessions and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    _relay_from(gw.port, "127.0.0.2", "after the timeouts")
+    assert len(clean_sink.wait_for(2)) == 2
+
+
+def test_without_a_per_client_limit_one_address_takes_every_session(
+        start_gateway: StartGateway, clean_sink: SmtpSink) -> None:
+    """The counter-check: what the per-client limit prevents."""
+    gw = start_gateway(upstream=clean_sink.address, max_sessions=4, max_sessions_per_client=0)
+    held = [_connect_from(gw.port, "127.0.0.2") for _ in range(4)]
+    try:
+        for sock in held:
+            assert read_reply(sock).startswith(b"220")
+        with _connect_from(gw.port, "127.0.0.3") as other:
+            assert read_reply(other).startswith(b"421 4.7.0 Too many connections, try")
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_ipv4_mapped_and_plain_addresses_count_as_one_client() -> None:
+    from sluice.gateway.handler import client_address
+
+    assert client_address(("::ffff:127.0.0.2", 25, 0, 0)) == client_address(("127.0.0.2", 26))
+    assert client_address(("::1", 25, 0, 0)) == "::1"

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from sluice import __version__
-from sluice.api import auth, queries
+from sluice.api import auth, openapi, queries
 from sluice.api.auth import AdminDep, OptionalViewerDep
 from sluice.api.deps import EngineDep
 from sluice.api.routes import admin as admin_routes
@@ -72,4 +72,5 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     def home(viewer: OptionalViewerDep) -> RedirectResponse:
         return RedirectResponse("/space" if viewer is not None else "/login", status_code=303)
 
+    openapi.install(app)
     return app

@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 
 #: Lines that start a quoted or forwarded block: everything below them is not new text.
+#: Leading blanks are `[^\S\n]*`, not `\s*`: under MULTILINE, `^\s*` at every line start runs
+#: over all the blank lines below it (20,000 empty lines took 40 s).
 _QUOTE_START = re.compile(
-    r"""^\s*(?:
+    r"""^[^\S\n]*(?:
         -{2,}\s*original\s+message\s*-{2,}         # Outlook
       | -{3,}\s*forwarded\s+by\b.*                 # Lotus Notes (Enron)
       | -{2,}\s*(?:begin\s+)?forwarded\s+message\b.*
@@ -28,7 +30,7 @@ _QUOTE_START = re.compile(
     re.IGNORECASE | re.MULTILINE | re.VERBOSE,
 )
 _FORWARD_MARK = re.compile(
-    r"^\s*-{2,}\s*(?:(?:begin\s+)?forwarded\s+(?:by|message)|original\s+message)",
+    r"^[^\S\n]*-{2,}\s*(?:(?:begin\s+)?forwarded\s+(?:by|message)|original\s+message)",
     re.IGNORECASE | re.MULTILINE,
 )
 #: "-- " on its own line (RFC 3676), or the mailing-list footer rule of underscores.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from email import message_from_bytes
+from email.errors import MessageDefect
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
@@ -24,11 +25,13 @@ MAX_TEXT_CHARS = 100_000
 #: Parts nested deeper than this are not walked (a MIME bomb defence).
 MAX_PARTS = 500
 
+#: One reply/forward prefix or list tag; matched at a position (no `^`), so that a subject
+#: of thousands of prefixes is walked once instead of being copied once per prefix.
 _REPLY_PREFIX = re.compile(
-    r"^\s*(?:(?:re|aw|sv|vs|antw|fw|fwd|wg|tr|rv)(?:\[\d+\])?\s*:\s*|\[[^\]]{1,40}\]\s*)",
+    r"\s*(?:(?:re|aw|sv|vs|antw|fw|fwd|wg|tr|rv)(?:\[\d+\])?\s*:\s*|\[[^\]]{1,40}\]\s*)",
     re.IGNORECASE,
 )
-_RE_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw)(?:\[\d+\])?\s*:", re.IGNORECASE)
+_RE_PREFIX = re.compile(r"\s*(?:re|aw|sv|antw)(?:\[\d+\])?\s*:", re.IGNORECASE)
 _MSGID = re.compile(r"<[^<>\s]+>")
 _BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -58,26 +61,23 @@ def decode_header_value(value: str | None) -> str:
         return " ".join(str(value).split())
 
 
+def _prefixes_end(subject: str) -> tuple[int, int]:
+    """Where the leading prefixes and list tags end, and how many of them were replies."""
+    position = replies = 0
+    while (prefix := _REPLY_PREFIX.match(subject, position)) is not None:
+        if _RE_PREFIX.match(subject, position):
+            replies += 1
+        position = prefix.end()
+    return position, replies
+
+
 def normalize_subject(subject: str) -> str:
     """Subject without reply/forward prefixes and list tags, lower-cased, spaces collapsed."""
-    previous = None
-    current = subject
-    while previous != current:
-        previous = current
-        current = _REPLY_PREFIX.sub("", current, count=1)
-    return " ".join(current.lower().split())
+    return " ".join(subject[_prefixes_end(subject)[0]:].lower().split())
 
 
 def _count_re(subject: str) -> int:
-    count = 0
-    rest = subject
-    while True:
-        stripped = _REPLY_PREFIX.match(rest)
-        if not stripped:
-            return count
-        if _RE_PREFIX.match(rest):
-            count += 1
-        rest = rest[stripped.end():]
+    return _prefixes_end(subject)[1]
 
 
 #: One plain list member: `addr@domain`, `<addr@domain>` or `Display Name <addr@domain>`.
@@ -97,16 +97,23 @@ def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for value in values:
         if _NEEDS_GRAMMAR.search(value):
-            return getaddresses(values)
+            return _getaddresses(values)
         for member in value.split(","):
             match = _PLAIN_MEMBER.fullmatch(member)
             if match is None:
-                return getaddresses(values)
+                return _getaddresses(values)
             if match.group(3) is not None:
                 pairs.append(("", match.group(3)))
             else:
                 pairs.append((" ".join(match.group(1).split()), match.group(2)))
     return pairs
+
+
+def _getaddresses(values: list[str]) -> list[tuple[str, str]]:
+    try:
+        return getaddresses(values)
+    except RecursionError:  # comments nested past Python's stack: the stdlib recurses per "("
+        return []
 
 
 def _addresses(values: list[str]) -> tuple[str, ...]:
@@ -185,13 +192,16 @@ def _ical_method(text: str) -> str:
 
 def _walk(msg: Message) -> _Walk:
     found = _Walk()
-    for count, part in enumerate(msg.walk()):
-        if count >= MAX_PARTS:
-            break
-        try:
-            found.visit(part)
-        except Exception:  # one broken part must not hide the others
-            continue
+    try:
+        for count, part in enumerate(msg.walk()):
+            if count >= MAX_PARTS:
+                break
+            try:
+                found.visit(part)
+            except Exception:  # one broken part must not hide the others
+                continue
+    except RecursionError:  # walk() recurses per level: stop at what Python's stack allows
+        pass
     return found
 
 
@@ -226,7 +236,39 @@ def _plain_header_block(text: str) -> Message | None:
     return msg
 
 
+class NestingTooDeepDefect(MessageDefect):
+    """More multipart containers than MAX_BOUNDARIES, or parts nested deeper than Python's
+    stack lets the stdlib parser go (it recurses once per level): the body was kept as one
+    opaque payload."""
+
+
+#: More `boundary=` parameters than this and the body is not parsed: the stdlib parser checks
+#: every body line against every open boundary, so its time grows with lines x nesting (a
+#: 400 KB body under 600 levels took 24 s).
+MAX_BOUNDARIES = 64
+_BOUNDARY_PARAM = re.compile(rb"boundary\s*=", re.IGNORECASE)
+
+
 def _message(raw: bytes) -> Message:
+    if len(_BOUNDARY_PARAM.findall(raw)) > MAX_BOUNDARIES:
+        return _opaque(raw)
+    try:
+        return _message_tree(raw)
+    except RecursionError:
+        return _opaque(raw)
+
+
+def _opaque(raw: bytes) -> Message:
+    """The header block parsed, the body kept as one payload, the reason as a defect."""
+    end = _HEADER_END.search(raw)
+    head, body = (raw, b"") if end is None else (raw[: end.start()], raw[end.end():])
+    msg = message_from_bytes(head + b"\n", policy=compat32)
+    msg.set_payload(body.decode("ascii", "surrogateescape"))
+    msg.defects.append(NestingTooDeepDefect())
+    return msg
+
+
+def _message_tree(raw: bytes) -> Message:
     """The stdlib's message tree, with a short cut for single-part mail.
 
     The feed parser walks every body line even when there is only one part. For a message

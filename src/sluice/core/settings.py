@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     max_message_size: int = 50 * MiB
     max_recipients: int = 1000
     max_sessions: int = 100
+    #: Concurrent sessions one client address may hold (0: no limit), so that one client
+    #: cannot take every session (Postfix: smtpd_client_connection_count_limit). Behind
+    #: Postfix every session comes from Postfix's address: keep the sluice transport's
+    #: process limit in master.cf below this.
+    max_sessions_per_client: int = Field(default=50, ge=0)
     command_timeout: float = 300.0
     #: DATA may take data_timeout seconds plus one second per data_min_rate bytes received.
     data_timeout: float = 60.0

@@ -42,6 +42,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-message-size", type=int, metavar="BYTES")
     parser.add_argument("--max-recipients", type=int)
     parser.add_argument("--max-sessions", type=int)
+    parser.add_argument("--max-sessions-per-client", type=int, metavar="N",
+                        help="concurrent sessions one client address may hold (default 50, "
+                             "0: no limit)")
     parser.add_argument("--command-timeout", type=float, metavar="SECONDS")
     parser.add_argument("--data-timeout", type=float, metavar="SECONDS")
     parser.add_argument("--classifier-model", type=Path, metavar="FILE",
@@ -67,9 +70,10 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
 SETTINGS_OPTIONS = (
     "listen", "upstream", "data_dir", "database_url", "hostname", "allowed_networks",
     "tls_cert", "tls_key", "require_starttls", "auth_users_file", "upstream_starttls",
-    "upstream_user", "max_message_size", "max_recipients", "max_sessions", "command_timeout",
-    "data_timeout", "classifier_model", "classify", "rules_file", "outbox_deadline", "worker",
-    "base_url", "shutdown_grace", "health_listen",
+    "upstream_user", "max_message_size", "max_recipients", "max_sessions",
+    "max_sessions_per_client", "command_timeout", "data_timeout", "classifier_model",
+    "classify", "rules_file", "outbox_deadline", "worker", "base_url", "shutdown_grace",
+    "health_listen",
 )
 
 

@@ -55,6 +55,19 @@ def fingerprint(mail_from: str, content: bytes) -> str:
     return digest.hexdigest()
 
 
+def client_address(peer: Any) -> str:
+    """The address a session is counted under: the IP without the port, an IPv4-mapped
+    IPv6 address as IPv4 (one client, one count, whichever socket family it came in on)."""
+    host = peer[0] if isinstance(peer, tuple) and peer else peer
+    try:
+        address = ipaddress.ip_address(host)
+    except (ValueError, TypeError):
+        return str(host)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
 class GatewayHandler:
     """aiosmtpd handler object: one `handle_<VERB>` per SMTP verb, plus the message path."""
 
@@ -70,6 +83,8 @@ class GatewayHandler:
         self.hook = hook
         self.auth_enabled = auth_enabled
         self.active_sessions = 0
+        #: Sessions per client address (see `client_address`), for max_sessions_per_client.
+        self.client_sessions: dict[str, int] = {}
         self._networks = settings.networks
 
     # -- admission (before the greeting) ---------------------------------------------
@@ -84,16 +99,28 @@ class GatewayHandler:
         return any(address in net for net in self._networks)
 
     def admit(self, peer: Any) -> str | None:
-        """None to admit the client, or the reply that refuses it."""
+        """None to admit the client, or the reply that refuses it. An admitted client is
+        counted until `release(peer)`."""
         if self.active_sessions >= self.settings.max_sessions:
             return "421 4.7.0 Too many connections, try again later"
         if not self.auth_enabled and not self.in_allowed_network(peer):
             return "554 5.7.1 Access denied: relaying not permitted from your address"
+        client = client_address(peer)
+        per_client = self.settings.max_sessions_per_client
+        if per_client and self.client_sessions.get(client, 0) >= per_client:
+            return "421 4.7.0 Too many connections from your address, try again later"
         self.active_sessions += 1
+        self.client_sessions[client] = self.client_sessions.get(client, 0) + 1
         return None
 
-    def release(self) -> None:
+    def release(self, peer: Any) -> None:
         self.active_sessions -= 1
+        client = client_address(peer)
+        left = self.client_sessions.get(client, 0) - 1
+        if left > 0:
+            self.client_sessions[client] = left
+        else:
+            self.client_sessions.pop(client, None)
 
     # -- envelope ------------------------------------------------------------------------
 

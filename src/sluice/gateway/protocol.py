@@ -1,7 +1,8 @@
 """The SMTP and LMTP protocol engines: aiosmtpd with the gaps of a protocol library closed.
 
 aiosmtpd is a protocol engine, not an MTA. This module adds what a mail gateway needs:
-- a session cap and a client-network check before the greeting (421 / 554);
+- a session cap, a client-network check and a per-client-address session cap before the
+  greeting (421 / 554 / 421);
 - its own DATA reader: any line length, stray bare CR/LF normalised to CRLF, only the strict
   <CRLF>.<CRLF> ends the data (so no smuggling sequence yields a second message), the size
   limit answered with 552 after the data, and a deadline that grows as bytes arrive so a
@@ -55,6 +56,7 @@ class _GatewayProtocol(SMTP):
     def __init__(self, handler: GatewayHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._admitted = False
+        self._admitted_peer: Any = None
         #: True from DATA until its reply is sent: shutdown waits for such sessions.
         self.busy = False
         #: Set by the gateway's shutdown: no new transaction starts on this connection.
@@ -92,12 +94,13 @@ class _GatewayProtocol(SMTP):
                 self.transport.close()
             return
         self._admitted = True
+        self._admitted_peer = self.session.peer
         await super()._handle_client()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._admitted:
             self._admitted = False
-            self.event_handler.release()
+            self.event_handler.release(self._admitted_peer)
         super().connection_lost(error)
 
     # -- shutdown ---------------------------------------------------------------------

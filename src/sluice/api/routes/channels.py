@@ -111,6 +111,8 @@ def channel_posts(engine: EngineDep, viewer: ViewerDep, name: str,
 @router.put("/api/channels/{name}", summary="Create or change a channel (admins)")
 def put_channel(engine: EngineDep, viewer: AdminDep, name: str,
                 settings: ChannelSettings) -> ChannelPublic:
+    if name != name.strip():  # creating would strip it: the answer would name another channel
+        raise HTTPException(400, "a channel name has no leading or trailing spaces")
     try:
         known = {c.name for c in channels.list_channels(engine, viewer)}
         if name not in known:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from sluice.api.auth import PageViewerDep, ViewerDep
-from sluice.api.deps import EngineDep
+from sluice.api.deps import EngineDep, RowId
 from sluice.api.pages import render
 from sluice.api.routes.library import visible_channel_names
 from sluice.core.tables_board import FEEDBACK_STATUSES
@@ -89,7 +89,7 @@ def list_feedback(engine: EngineDep, viewer: ViewerDep, status: StatusQuery = ""
 
 
 @router.get("/api/feedback/{item_id}")
-def get_feedback(item_id: int, engine: EngineDep, viewer: ViewerDep) -> FeedbackOut:
+def get_feedback(item_id: RowId, engine: EngineDep, viewer: ViewerDep) -> FeedbackOut:
     """One item with its history of status and owner changes."""
     with engine.connect() as conn:
         item = feedback.feedback_item(conn, viewer, item_id)
@@ -99,7 +99,7 @@ def get_feedback(item_id: int, engine: EngineDep, viewer: ViewerDep) -> Feedback
 
 
 @router.patch("/api/feedback/{item_id}")
-def change_feedback(item_id: int, body: FeedbackChange, engine: EngineDep,
+def change_feedback(item_id: RowId, body: FeedbackChange, engine: EngineDep,
                     viewer: ViewerDep) -> FeedbackOut:
     """Set status and/or owner; the change is recorded with who made it and when."""
     try:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from sluice.api.auth import PageViewerDep, ViewerDep
-from sluice.api.deps import EngineDep
+from sluice.api.deps import EngineDep, RowId
 from sluice.api.pages import render
 from sluice.space import library
 from sluice.space.channels import list_channels
@@ -86,7 +86,7 @@ def channel_documents(name: str, engine: EngineDep, viewer: ViewerDep) -> list[D
 
 
 @router.get("/api/documents/{document_id}")
-def document(document_id: int, engine: EngineDep, viewer: ViewerDep) -> DocumentOut:
+def document(document_id: RowId, engine: EngineDep, viewer: ViewerDep) -> DocumentOut:
     """One document with the versions the viewer may see, newest first."""
     with engine.connect() as conn:
         found = library.document(conn, viewer, document_id)
@@ -102,7 +102,7 @@ def _disposition(filename: str) -> str:
 
 
 @router.get("/api/documents/{document_id}/versions/{number}/download")
-def download(document_id: int, number: int, engine: EngineDep, viewer: ViewerDep) -> Response:
+def download(document_id: RowId, number: RowId, engine: EngineDep, viewer: ViewerDep) -> Response:
     """The file of one version (a link-only version: its links as text/uri-list)."""
     with engine.connect() as conn:
         found = library.version_file(conn, viewer, document_id, number)

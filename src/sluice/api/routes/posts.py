@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from sluice.api import mixed
 from sluice.api.auth import PageViewerDep, ViewerDep
-from sluice.api.deps import EngineDep
+from sluice.api.deps import EngineDep, RowId
 from sluice.api.pages import render
 from sluice.space import posts
 from sluice.space.ingest import attachment_path, channel_path, post_path
@@ -133,7 +133,7 @@ def _not_found(exc: posts.NotFound) -> HTTPException:
 
 @router.get("/api/posts/{post_id}", summary="A post with its comments, reactions, files",
             responses=NOT_FOUND)
-def get_post(engine: EngineDep, viewer: ViewerDep, post_id: int) -> PostPublic:
+def get_post(engine: EngineDep, viewer: ViewerDep, post_id: RowId) -> PostPublic:
     try:
         return post_public(posts.get_post(engine, viewer, post_id))
     except posts.NotFound as exc:
@@ -142,7 +142,7 @@ def get_post(engine: EngineDep, viewer: ViewerDep, post_id: int) -> PostPublic:
 
 @router.post("/api/posts/{post_id}/comments", status_code=201, responses=NOT_FOUND,
              summary="Comment on a post (plain text)")
-def add_comment(request: Request, engine: EngineDep, viewer: ViewerDep, post_id: int,
+def add_comment(request: Request, engine: EngineDep, viewer: ViewerDep, post_id: RowId,
                 comment: CommentIn) -> CommentPublic:
     """The comment is also mailed, as a reply in the thread, to the thread's internal
     participants who still get this mail in their inbox."""
@@ -163,7 +163,7 @@ class SentPublic(BaseModel):
 @router.post("/api/posts/{post_id}/send-to-me", status_code=202, responses=NOT_FOUND,
              summary="Send me this as mail: the original message to the reader's inbox")
 def send_to_me(request: Request, engine: EngineDep, viewer: ViewerDep,
-               post_id: int) -> SentPublic:
+               post_id: RowId) -> SentPublic:
     try:
         queued = mixed.send_to_me(engine, request.app.state.settings, viewer, post_id)
     except posts.NotFound as exc:
@@ -185,14 +185,14 @@ def _react(engine: EngineDep, viewer: ViewerDep, post_id: int, emoji: str,
 
 @router.put("/api/posts/{post_id}/reactions/{emoji}", responses=NOT_FOUND,
             summary="React to a post; emoji is one of " + ", ".join(posts.REACTIONS))
-def put_reaction(engine: EngineDep, viewer: ViewerDep, post_id: int,
+def put_reaction(engine: EngineDep, viewer: ViewerDep, post_id: RowId,
                  emoji: str) -> ReactionsPublic:
     return _react(engine, viewer, post_id, emoji, True)
 
 
 @router.delete("/api/posts/{post_id}/reactions/{emoji}", responses=NOT_FOUND,
                summary="Take a reaction back")
-def delete_reaction(engine: EngineDep, viewer: ViewerDep, post_id: int,
+def delete_reaction(engine: EngineDep, viewer: ViewerDep, post_id: RowId,
                     emoji: str) -> ReactionsPublic:
     return _react(engine, viewer, post_id, emoji, False)
 
@@ -206,13 +206,13 @@ def _read(engine: EngineDep, viewer: ViewerDep, post_id: int, read: bool) -> Rea
 
 
 @router.put("/api/posts/{post_id}/read", responses=NOT_FOUND, summary="Mark a post read")
-def put_read(engine: EngineDep, viewer: ViewerDep, post_id: int) -> ReadPublic:
+def put_read(engine: EngineDep, viewer: ViewerDep, post_id: RowId) -> ReadPublic:
     return _read(engine, viewer, post_id, True)
 
 
 @router.delete("/api/posts/{post_id}/read", responses=NOT_FOUND,
                summary="Mark a post unread")
-def delete_read(engine: EngineDep, viewer: ViewerDep, post_id: int) -> ReadPublic:
+def delete_read(engine: EngineDep, viewer: ViewerDep, post_id: RowId) -> ReadPublic:
     return _read(engine, viewer, post_id, False)
 
 
@@ -225,7 +225,7 @@ def content_disposition(kind: str, filename: str) -> str:
 @router.get("/api/posts/{post_id}/attachments/{sha256}", responses={
     **NOT_FOUND, 200: {"description": "the file", "content": {"application/octet-stream": {}}}},
     response_class=Response, summary="Download a file of a post or of its comments")
-def get_attachment(engine: EngineDep, viewer: ViewerDep, post_id: int,
+def get_attachment(engine: EngineDep, viewer: ViewerDep, post_id: RowId,
                    sha256: str) -> Response:
     try:
         file = posts.attachment(engine, viewer, post_id, sha256)
@@ -243,7 +243,7 @@ def get_attachment(engine: EngineDep, viewer: ViewerDep, post_id: int,
 @router.get("/space/{channel}/{post_id}", response_class=HTMLResponse,
             include_in_schema=False)
 def post_page(request: Request, engine: EngineDep, viewer: PageViewerDep, channel: str,
-              post_id: int) -> Response:
+              post_id: RowId) -> Response:
     try:
         detail = posts.get_post(engine, viewer, post_id)
     except posts.NotFound:

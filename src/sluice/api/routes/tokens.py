@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from sluice.api import people
 from sluice.api.auth import ViewerDep
-from sluice.api.deps import EngineDep
+from sluice.api.deps import EngineDep, RowId
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
@@ -46,6 +46,6 @@ def tokens(engine: EngineDep, viewer: ViewerDep) -> list[TokenInfo]:
 
 
 @router.delete("/{token_id}", status_code=204)
-def revoke(token_id: int, engine: EngineDep, viewer: ViewerDep) -> None:
+def revoke(token_id: RowId, engine: EngineDep, viewer: ViewerDep) -> None:
     if not people.revoke_token(engine, viewer.email, token_id):
         raise HTTPException(404, "no such token")
