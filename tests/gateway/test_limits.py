@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from sluice.gateway.protocol import JUNK_COMMANDS
 from tests.gateway.conftest import StartGateway
 from tests.servers import SmtpSink
 
@@ -264,3 +265,34 @@ def test_ipv4_mapped_and_plain_addresses_count_as_one_client() -> None:
 
     assert client_address(("::ffff:127.0.0.2", 25, 0, 0)) == client_address(("127.0.0.2", 26))
     assert client_address(("::1", 25, 0, 0)) == "::1"
+
+
+@pytest.mark.parametrize("command", JUNK_COMMANDS)
+def test_commands_that_move_no_mail_cannot_keep_a_session_for_ever(
+        start_gateway: StartGateway, clean_sink: SmtpSink, command: str) -> None:
+    gw = start_gateway(upstream=clean_sink.address, junk_command_limit=4)
+    arg = {"VRFY": " b@example.com", "EXPN": " staff"}.get(command, "")
+    with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+        assert read_reply(sock).startswith(b"220")
+        sock.sendall(b"EHLO client.example\r\n")
+        assert read_reply(sock).startswith(b"250")
+        for _ in range(4):
+            sock.sendall(f"{command}{arg}\r\n".encode())
+            assert not read_reply(sock).startswith(b"421")
+        sock.sendall(f"{command}{arg}\r\n".encode())
+        assert read_reply(sock).startswith(b"421 4.7.0")
+        assert read_reply(sock) == b""  # closed by the gateway
+
+
+def test_the_junk_count_starts_again_after_each_message(start_gateway: StartGateway,
+                                                         clean_sink: SmtpSink) -> None:
+    gw = start_gateway(upstream=clean_sink.address, junk_command_limit=3)
+    with smtplib.SMTP("127.0.0.1", gw.port) as client:
+        for n in range(3):
+            for _ in range(3):
+                assert client.noop()[0] == 250
+            # Distinct messages: the ledger would take a resent identical one as a retry.
+            client.sendmail("a@example.com", ["b@example.com"],
+                            MESSAGE.replace(b"<limits@x>", f"<junk-{n}@x>".encode()))
+        assert client.noop()[0] == 250
+    assert len(clean_sink.wait_for(3)) == 3

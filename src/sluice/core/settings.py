@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     #: Postfix every session comes from Postfix's address: keep the sluice transport's
     #: process limit in master.cf below this.
     max_sessions_per_client: int = Field(default=50, ge=0)
+    #: Commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP) a session may send between
+    #: two messages (0: no limit): each one restarts command_timeout, so without a limit a
+    #: client keeps an idle session for ever (Postfix: smtpd_junk_command_limit).
+    junk_command_limit: int = Field(default=100, ge=0)
     command_timeout: float = 300.0
     #: DATA may take data_timeout seconds plus one second per data_min_rate bytes received.
     data_timeout: float = 60.0

@@ -37,6 +37,10 @@ READ_LIMIT = 64 * 1024
 DEADLINE_RECHECK = 1.0
 
 
+#: Commands that move no mail; counted against `junk_command_limit` between two messages.
+JUNK_COMMANDS = ("NOOP", "RSET", "VRFY", "EXPN", "HELP")
+
+
 class DataTooLarge(Exception):
     pass
 
@@ -62,6 +66,8 @@ class _GatewayProtocol(SMTP):
         #: Set by the gateway's shutdown: no new transaction starts on this connection.
         self.draining = False
         self._data_started = self._data_armed = 0.0
+        #: Commands that moved no mail since the last message (see `junk_command_limit`).
+        self._junk = 0
 
     # -- addresses --------------------------------------------------------------------
 
@@ -116,6 +122,38 @@ class _GatewayProtocol(SMTP):
             self.transport.write(b"421 4.3.2 Service shutting down, try again later\r\n")
             self.transport.close()
 
+    # -- commands that move no mail --------------------------------------------------------
+
+    async def _over_junk_limit(self) -> bool:
+        limit = self.event_handler.settings.junk_command_limit
+        self._junk += 1
+        if not limit or self._junk <= limit:
+            return False
+        await self.push("421 4.7.0 Too many commands that move no mail, closing connection")
+        if self.transport is not None:
+            self.transport.close()
+        return True
+
+    async def smtp_NOOP(self, arg: str) -> None:
+        if not await self._over_junk_limit():
+            await super().smtp_NOOP(arg)
+
+    async def smtp_RSET(self, arg: str) -> None:
+        if not await self._over_junk_limit():
+            await super().smtp_RSET(arg)
+
+    async def smtp_VRFY(self, arg: str) -> None:
+        if not await self._over_junk_limit():
+            await super().smtp_VRFY(arg)
+
+    async def smtp_EXPN(self, arg: str) -> None:
+        if not await self._over_junk_limit():
+            await super().smtp_EXPN(arg)
+
+    async def smtp_HELP(self, arg: str) -> None:
+        if not await self._over_junk_limit():
+            await super().smtp_HELP(arg)
+
     async def smtp_MAIL(self, arg: str | None) -> None:
         if self.draining:  # a client pipelining its next transaction after our reply
             self.goodbye()
@@ -164,6 +202,7 @@ class _GatewayProtocol(SMTP):
             replies = ["451 4.3.0 Local error, try again later"] * len(rcpts)
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         self._reset_timeout()
+        self._junk = 0  # a message moved: the client is not just keeping the session
         if self.lmtp:
             await self.push("\r\n".join(replies))
         else:
