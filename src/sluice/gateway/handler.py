@@ -193,8 +193,10 @@ class GatewayHandler:
         dsn_reply = None
         if not is_lmtp:
             dsn_reply = await self._notify_partial_failure(mail_from, content, rcpts, replies)
+        # With posts first, the outbox rows were recorded already (split_facts drops them
+        # from the second record): building them again cost a JSON encoding per post.
         facts = message_facts(self.settings, print_, mail, mail_envelope, decision, replies,
-                              already, source, outbox)
+                              already, source, [] if posts_first else outbox)
         try:
             await self.store.record(split_facts(facts, set(keep))[1] if posts_first else facts)
         except StorageUnavailable:
