@@ -345,7 +345,7 @@ def split_facts(facts: MessageFacts, kept: set[str]) -> tuple[MessageFacts, Mess
                     delivered=tuple(d for d in facts.delivered if d[0] not in kept))
     second = replace(facts, outcomes=tuple(o for o in facts.outcomes if o.recipient in kept),
                      delivered=tuple(d for d in facts.delivered if d[0] in kept),
-                     outbox=(), digest=(), blobs=())
+                     outbox=(), digest=(), blobs=(), message_recorded=True)
     return first, second
 
 
