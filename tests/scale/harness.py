@@ -101,7 +101,7 @@ class Node:
         while time.monotonic() < deadline:  # the worker prints one line once it runs
             with open(self.log, "rb") as log:
                 log.seek(marker)
-                if b"sluice worker:" in log.read():
+                if b"outbox worker publishing to" in log.read():
                     return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
