@@ -522,7 +522,7 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str],
             if worker_args:
                 target.worker = Child(f"{TARGET_TITLES[name]} worker", worker_args,
                                       workdir / f"{name}-worker.log", None,
-                                      ready="sluice worker:")
+                                      ready="outbox worker publishing to")
         yield started
     finally:
         for target in reversed(started.values()):

@@ -21,7 +21,7 @@ from sluice.router.blobs import BlobStore, blob_row
 from sluice.router.destinations import Published, SpaceDestination
 from sluice.router.outbox import OutboxEntry, OutboxWorker, _Parsed
 from sluice.router.post import build_post
-from sluice.space.ingest import Prepared
+from sluice.space.ingest import Batch, Prepared
 
 SENDER = "pat@example.com"
 
@@ -29,10 +29,11 @@ SENDER = "pat@example.com"
 class FlakySpace(SpaceDestination):
     """The shared space, except that posts whose subject says so fail."""
 
-    def publish_prepared(self, conn: Connection, prepared: Prepared) -> Published:
+    def publish_prepared(self, conn: Connection, prepared: Prepared,
+                         batch: Batch | None = None) -> Published:
         if "broken" in prepared.post.subject:
             raise RuntimeError("cannot publish this one")
-        return super().publish_prepared(conn, prepared)
+        return super().publish_prepared(conn, prepared, batch)
 
 
 def queue(engine: Engine, subjects: list[str], first: int = 0) -> None:

@@ -43,6 +43,17 @@ def bind(dialect: str, row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: sqlite_time(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
+def bind_times(dialect: str, row: dict[str, Any], times: Iterable[str]) -> dict[str, Any]:
+    """`bind` for a fresh row whose datetime columns are known: only those are converted,
+    in place (the per-value type check of `bind` was a twentieth of the gateway's time)."""
+    if dialect == "sqlite":
+        for name in times:
+            value = row.get(name)
+            if value is not None:
+                row[name] = sqlite_time(value)
+    return row
+
+
 def insert_sql(table: str, columns: Iterable[str], conflict: str | None = None) -> str:
     """INSERT of the named columns (`:column` parameters), ignoring conflicts on `conflict`."""
     names = list(columns)

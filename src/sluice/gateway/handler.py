@@ -220,8 +220,10 @@ class GatewayHandler:
         dsn_reply = None
         if not is_lmtp:
             dsn_reply = await self._notify_partial_failure(mail_from, content, rcpts, replies)
+        # With posts first, the outbox rows were recorded already (split_facts drops them
+        # from the second record): building them again cost a JSON encoding per post.
         facts = message_facts(self.settings, print_, mail, mail_envelope, decision, replies,
-                              already, source, outbox)
+                              already, source, [] if posts_first else outbox)
         try:
             await self.store.record(split_facts(facts, set(keep))[1] if posts_first else facts)
         except StorageUnavailable:
@@ -370,7 +372,7 @@ def split_facts(facts: MessageFacts, kept: set[str]) -> tuple[MessageFacts, Mess
                     delivered=tuple(d for d in facts.delivered if d[0] not in kept))
     second = replace(facts, outcomes=tuple(o for o in facts.outcomes if o.recipient in kept),
                      delivered=tuple(d for d in facts.delivered if d[0] in kept),
-                     outbox=(), digest=(), blobs=())
+                     outbox=(), digest=(), blobs=(), message_recorded=True)
     return first, second
 
 

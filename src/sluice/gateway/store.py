@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Engine
+from sqlalchemy import DateTime, Engine
 
 from sluice.core.errors import StorageUnavailable
-from sluice.core.rawsql import bind, driver_sql, insert_sql
+from sluice.core.rawsql import bind, bind_times, driver_sql, insert_sql
 from sluice.core.tables import LedgerEntry, MessageRecord, RecipientOutcome, utcnow
 from sluice.core.tables_router import DigestItem, OutboxJob
 
@@ -61,6 +61,8 @@ class MessageFacts:
     outbox: tuple[dict[str, Any], ...] = field(default=())  # OutboxJob rows
     digest: tuple[dict[str, Any], ...] = field(default=())  # DigestItem rows
     blobs: tuple[dict[str, Any], ...] = field(default=())  # Blob rows (raw diverted mail)
+    #: The message row is committed already (mixed mail's second record): not inserted again.
+    message_recorded: bool = False
 
 
 class _DbThread:
@@ -222,9 +224,19 @@ class _Sql:
         """SQLite gets datetimes in SQLAlchemy's storage format, so both read them alike."""
         return bind(self.dialect, row) if self.sqlite else row
 
+    def bind_times(self, row: dict[str, Any], times: tuple[str, ...]) -> dict[str, Any]:
+        """`bind` for a fresh row whose datetime columns are `times`."""
+        return bind_times(self.dialect, row, times)
+
 
 def _columns(table: Any) -> tuple[str, ...]:
     return tuple(c.name for c in table.columns if c.name != "id")
+
+
+def _times(table: Any) -> tuple[str, ...]:
+    """The table's datetime columns: the only values SQLite needs converted."""
+    return tuple(c.name for c in table.columns
+                 if isinstance(getattr(c.type, "impl", c.type), DateTime))
 
 
 def _defaults(model: Any) -> dict[str, Any]:
@@ -238,6 +250,8 @@ MESSAGE_DEFAULTS = _defaults(MessageRecord)
 OUTCOME_COLUMNS = _columns(RecipientOutcome.__table__)  # type: ignore[attr-defined]
 LEDGER_COLUMNS = _columns(LedgerEntry.__table__)  # type: ignore[attr-defined]
 OUTBOX_COLUMNS = _columns(OutboxJob.__table__)  # type: ignore[attr-defined]
+MESSAGE_TIMES = _times(MessageRecord.__table__)  # type: ignore[attr-defined]
+OUTBOX_TIMES = _times(OutboxJob.__table__)  # type: ignore[attr-defined]
 OUTBOX_DEFAULTS = _defaults(OutboxJob)
 OUTBOX_START = {**OUTBOX_DEFAULTS, "claimed_until": None, "done_at": None}
 DIGEST_COLUMNS = _columns(DigestItem.__table__)  # type: ignore[attr-defined]
@@ -271,7 +285,7 @@ class _Rows:
     thread only runs the driver's C code and holds the GIL as little as possible."""
 
     fingerprint: str
-    message: dict[str, Any]
+    message: dict[str, Any] | None  # None: committed already
     outcomes: list[dict[str, Any]]
     ledger: list[dict[str, Any]]
     outbox: list[dict[str, Any]]
@@ -282,19 +296,24 @@ class _Rows:
 def _rows(sql: _Sql, facts: MessageFacts) -> _Rows:
     now = utcnow()
     fingerprint = facts.message["fingerprint"]
-    message = {**MESSAGE_DEFAULTS, "received_at": now, **facts.message}
+    at = sql.bind_times({"at": now}, ("at",))["at"]
+    message = None
+    if not facts.message_recorded:
+        merged = {**MESSAGE_DEFAULTS, "received_at": now, **facts.message}
+        message = sql.bind_times({c: merged.get(c) for c in MESSAGE_COLUMNS}, MESSAGE_TIMES)
     return _Rows(
         fingerprint=fingerprint,
-        message=sql.bind({c: message.get(c) for c in MESSAGE_COLUMNS}),
-        outcomes=[sql.bind({
+        message=message,
+        outcomes=[{
             "fingerprint": fingerprint, "recipient": o.recipient, "action": o.action,
             "status": o.status, "reply": o.reply[:1024], "rule": o.rule,
-            "destination": o.destination, "mode": o.mode, "at": now,
-        }) for o in facts.outcomes],
-        ledger=[sql.bind({
-            "fingerprint": fingerprint, "recipient": r, "reply": reply[:1024], "at": now,
-        }) for r, reply in facts.delivered],
-        outbox=[sql.bind(_complete(OUTBOX_COLUMNS, OUTBOX_START, row)) for row in facts.outbox],
+            "destination": o.destination, "mode": o.mode, "at": at,
+        } for o in facts.outcomes],
+        ledger=[{
+            "fingerprint": fingerprint, "recipient": r, "reply": reply[:1024], "at": at,
+        } for r, reply in facts.delivered],
+        outbox=[sql.bind_times(_complete(OUTBOX_COLUMNS, OUTBOX_START, row), OUTBOX_TIMES)
+                for row in facts.outbox],
         digest=[sql.bind(_complete(DIGEST_COLUMNS, DIGEST_START, row)) for row in facts.digest],
         blobs=[sql.bind(dict(row)) for row in facts.blobs],
     )
@@ -310,7 +329,8 @@ def _complete(columns: tuple[str, ...], start: dict[str, Any],
 def _record(cur: Any, sql: _Sql, rows: _Rows) -> None:
     if rows.blobs:
         cur.executemany(sql.insert_blob, rows.blobs)
-    cur.execute(sql.insert_message, rows.message)
+    if rows.message is not None:
+        cur.execute(sql.insert_message, rows.message)
     if rows.outcomes:
         cur.executemany(sql.insert_outcome, rows.outcomes)
     if rows.ledger:

@@ -23,6 +23,7 @@ from sluice.core.errors import ConfigError
 from sluice.core.mail import Mail
 from sluice.core.post import Post
 from sluice.space.ingest import (
+    Batch,
     Prepared,
     ingest_prepared,
     load_raw,
@@ -220,9 +221,11 @@ class SpaceDestination:
             return prepare_mail(post, mail, raw_sha256)
         return prepare(post, load_raw(conn, post, raw_sha256), raw_sha256)
 
-    def publish_prepared(self, conn: Connection, prepared: Prepared) -> Published:
+    def publish_prepared(self, conn: Connection, prepared: Prepared,
+                         batch: Batch | None = None) -> Published:
+        """`batch`: shared by the posts of one outbox batch (see space.ingest.Batch)."""
         post = prepared.post
-        done = ingest_prepared(conn, self.channel, prepared)
+        done = ingest_prepared(conn, self.channel, prepared, batch)
         base = post.url.rsplit("/m/", 1)[0]
         anchor = f"#comment-{done.comment_id}" if done.comment_id else ""
         return Published(link=f"{base}{post_path(done.channel, done.post_id)}{anchor}")

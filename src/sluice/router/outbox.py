@@ -30,6 +30,7 @@ from sluice.core.tables_router import DONE, FAILED, FALLBACK, MAIL_OUT, PENDING,
 from sluice.router.blobs import BlobStore
 from sluice.router.destinations import Destination, LocalDestination, PublishError
 from sluice.router.post import post_from_json, post_to_json
+from sluice.space.ingest import Batch
 
 log = logging.getLogger(__name__)
 
@@ -241,11 +242,13 @@ class OutboxWorker:
                 conn, post, job.raw_sha256, self._parsed.take(job.raw_sha256))))
         published: list[tuple[OutboxJob, Post]] = []
         finished = []
+        batch = Batch()
         for job, destination, post, prepared in work:
-            result = destination.publish_prepared(conn, prepared)
+            result = destination.publish_prepared(conn, prepared, batch)
             finished.append({"id": job.id, "state": DONE, "link": result.link, "done_at": now,
                              "attempts": job.attempts + 1})
             published.append((job, post))
+        batch.flush(conn)
         Raw(conn).executemany(_FINISH_JOB, finished)
         return published
 

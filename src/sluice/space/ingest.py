@@ -45,7 +45,7 @@ from sluice.space.hooks import NewPost, run_comment_hooks, run_post_hooks
 from sluice.space.parts import MessageParts, message_parts
 from sluice.space.quoting import reply_text
 from sluice.space.sanitize import INLINE_IMAGE_TYPES, cid_resolver, sanitize_html, text_to_html
-from sluice.space.search import index_comment, index_post
+from sluice.space.search import index_comment, index_rows, post_search_row
 
 #: A reply without usable reply headers joins a post with its subject this recent.
 SUBJECT_THREAD_DAYS = 30
@@ -187,13 +187,39 @@ def ingest(conn: Connection, channel: str, post: Post, raw_sha256: str) -> Inges
                                                   raw_sha256))
 
 
-def ingest_prepared(conn: Connection, channel: str, prepared: Prepared) -> Ingested:
+class Batch:
+    """What the posts of one outbox batch share within its transaction: each channel is
+    upserted once, and the search rows are inserted together at the end (`flush`), in the
+    same transaction, so a post is searchable as soon as it is visible."""
+
+    def __init__(self) -> None:
+        self.channels: set[str] = set()
+        self.search: list[dict[str, Any]] = []
+
+    def ensure_channel(self, conn: Connection, channel: str) -> None:
+        if channel not in self.channels:
+            ensure_channel(conn, channel)
+            self.channels.add(channel)
+
+    def flush(self, conn: Connection) -> None:
+        """Write the batch's search rows; call before the batch's transaction commits."""
+        rows, self.search = self.search, []
+        index_rows(conn, rows)
+
+
+def ingest_prepared(conn: Connection, channel: str, prepared: Prepared,
+                    batch: Batch | None = None) -> Ingested:
+    """`batch`: the outbox batch this post is one of (its caller flushes it before the
+    commit); without one, every row is written here."""
     post, mail, who = prepared.post, prepared.mail, prepared.who
     raw = Raw(conn)
     known = _already_ingested(raw, channel, post.fingerprint)
     if known is not None:
         return known
-    ensure_channel(conn, channel)
+    if batch is None:
+        ensure_channel(conn, channel)
+    else:
+        batch.ensure_channel(conn, channel)
     copy = _same_message(raw, channel, mail, prepared.key)
     if copy is not None:  # the same mail in another SMTP transaction: more recipients
         _add_recipients(raw, copy.post_id, who)
@@ -202,7 +228,7 @@ def ingest_prepared(conn: Connection, channel: str, prepared: Prepared) -> Inges
     if target is not None and who.keys() <= _participants(raw, _id(target.id)):
         return _add_comment(conn, target, prepared)
     thread_id = target.thread_id if target is not None else None
-    return _add_post(conn, raw, channel, prepared, thread_id)
+    return _add_post(conn, raw, channel, prepared, thread_id, batch)
 
 
 def _already_ingested(raw: Raw, channel: str, fingerprint: str) -> Ingested | None:
@@ -330,7 +356,7 @@ def _who(mail: Mail, post: Post) -> str:
 
 
 def _add_post(conn: Connection, raw: Raw, channel: str, prepared: Prepared,
-              thread_id: int | None) -> Ingested:
+              thread_id: int | None, batch: Batch | None) -> Ingested:
     post, mail, parts = prepared.post, prepared.mail, prepared.parts
     raw.execute(_INSERT_POST, {
         "channel": channel, "fingerprint": post.fingerprint, "message_id": post.message_id,
@@ -361,9 +387,13 @@ def _add_post(conn: Connection, raw: Raw, channel: str, prepared: Prepared,
         "pid": post_id, "body": prepared.body_html.replace(prepared.token, str(post_id)),
         "thread": thread_id or post_id,
         "files": json.dumps(attachments, ensure_ascii=False)})
-    index_post(conn, post_id, subject=post.subject, body=mail.text[:MAX_BODY_CHARS],
-               sender=f"{post.sender_name} {post.sender}".strip(),
-               names=" ".join(a.filename for a in mail.attachments))
+    search = post_search_row(post_id, subject=post.subject, body=mail.text[:MAX_BODY_CHARS],
+                             sender=f"{post.sender_name} {post.sender}".strip(),
+                             names=" ".join(a.filename for a in mail.attachments))
+    if batch is None:
+        index_rows(conn, [search])
+    else:
+        batch.search.append(search)
     run_post_hooks(conn, NewPost(post_id=post_id, channel=channel, post=post, mail=mail,
                                  raw_sha256=prepared.raw_sha256))
     return Ingested(post_id, channel)

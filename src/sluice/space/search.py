@@ -66,11 +66,21 @@ def _clean(value: str) -> str:
     return _MARKERS.sub(" ", value) if _START in value or _STOP in value else value
 
 
+def post_search_row(post_id: int, *, subject: str, body: str, sender: str,
+                    names: str) -> dict[str, Any]:
+    """A post's search row, for `index_rows` (the outbox writes a batch's rows together)."""
+    return {"post_id": post_id, "comment_id": 0, "subject": _clean(subject),
+            "body": _clean(body), "sender": _clean(sender), "names": _clean(names)}
+
+
+def index_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    Raw(conn).executemany(_INDEX, rows)
+
+
 def index_post(conn: Connection, post_id: int, *, subject: str, body: str, sender: str,
                names: str) -> None:
-    Raw(conn).execute(_INDEX, {
-        "post_id": post_id, "comment_id": 0, "subject": _clean(subject), "body": _clean(body),
-        "sender": _clean(sender), "names": _clean(names)})
+    index_rows(conn, [post_search_row(post_id, subject=subject, body=body, sender=sender,
+                                      names=names)])
 
 
 def index_comment(conn: Connection, post_id: int, comment_id: int, *, body: str, author: str,
