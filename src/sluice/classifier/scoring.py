@@ -19,6 +19,7 @@ import base64
 import bisect
 import itertools
 import math
+import operator
 import re
 import unicodedata
 from collections import Counter
@@ -75,9 +76,12 @@ class TextPart:
             return tokens
         terms = list(tokens)
         if self.ngram_max == 2:
-            firsts, seconds = self.firsts, self.seconds
-            terms.extend(f"{a} {b}" for a, b in itertools.pairwise(tokens)
-                         if a in firsts and b in seconds)
+            # The pairs (a, b) with a in firsts and b in seconds, in order, chosen and
+            # joined by map/compress in C: no Python bytecode per word (~0.2 µs each).
+            following = tokens[1:]
+            wanted = map(operator.and_, map(self.firsts.__contains__, tokens),
+                         map(self.seconds.__contains__, following))
+            terms.extend(map(" ".join, itertools.compress(itertools.pairwise(tokens), wanted)))
             return terms
         for n in range(2, min(self.ngram_max, len(tokens)) + 1):
             terms.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
@@ -275,21 +279,22 @@ class LinearScorer:
         return part.column, part.names[index - part.offset]
 
 
+#: The position of a term not in the vocabulary (an int, so `__ne__` answers a bool).
+_MISSING = -1
+
+
 def _text(part: TextPart, text: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(global indices, tf-idf values) of the vocabulary terms in `text`, or None."""
-    # Count the terms (in C), look each distinct term up once (map + fromiter: no Python
-    # loop per term; a few hundred distinct terms per message).
-    counted = Counter(part.terms(text))
+    # Look every term up and count the positions of the known ones, all in C (map, filter,
+    # Counter: no Python loop per term). The positions come in the order of each known
+    # term's first appearance, as counting the terms first would give them.
+    counted = Counter(filter(_MISSING.__ne__, map(part.vocabulary.get, part.terms(text),
+                                                  itertools.repeat(_MISSING))))
     if not counted:
         return None
     n = len(counted)
-    positions = np.fromiter(map(part.vocabulary.get, counted, itertools.repeat(-1)),
-                            dtype=np.intp, count=n)
-    known = positions >= 0
-    if not known.any():
-        return None
-    positions = positions[known]
-    tf = np.fromiter(counted.values(), dtype=np.float64, count=n)[known]
+    positions = np.fromiter(counted.keys(), dtype=np.intp, count=n)
+    tf = np.fromiter(counted.values(), dtype=np.float64, count=n)
     if part.sublinear:
         tf = 1.0 + np.log(tf)
     weighted = tf * part.idf[positions]
