@@ -93,12 +93,26 @@ _PAIR_FAMILY: dict[str, int] = {
 _PAIR_FIRSTS = frozenset(pair.partition(" ")[0] for pair in _PAIR_FAMILY)
 
 
+#: Every ASCII character that `\w` does not match, to a space.
+_ASCII_NON_WORD = str.maketrans({c: " " for c in range(128) if not _WORD.match(chr(c))})
+
+
+def words(text: str) -> list[str]:
+    """`_WORD.findall(text)`: the runs of word characters. ASCII text (most mail) is cut by
+    `translate` and `split` instead, which find the same runs in a third of the time."""
+    if text.isascii():
+        return text.translate(_ASCII_NON_WORD).split()
+    found: list[str] = _WORD.findall(text)
+    return found
+
+
 def _keyword_counts(text: str) -> list[int]:
     """[requests, material, opinion, meeting, day] word counts in lowercased `text`."""
     # Look-ups by map/compress and counting by Counter run in C: no Python loop per word.
-    words = _WORD.findall(text)
-    by_word = Counter(map(_WORD_FAMILY.get, words))
-    pairs = itertools.compress(itertools.pairwise(words), map(_PAIR_FIRSTS.__contains__, words))
+    words_ = words(text)
+    by_word = Counter(map(_WORD_FAMILY.get, words_))
+    pairs = itertools.compress(itertools.pairwise(words_),
+                               map(_PAIR_FIRSTS.__contains__, words_))
     by_pair = Counter(map(_PAIR_FAMILY.get, map(" ".join, pairs)))
     return [by_word[family] + by_pair[family] for family in range(5)]
 
