@@ -41,9 +41,10 @@ def _quote_pattern(forms: tuple[int, ...]) -> re.Pattern[str]:
 
 
 _QUOTE_START = _quote_pattern(tuple(range(len(_QUOTE_FORMS))))
-#: Both Notes forms hold a date "d/d/d" (same `\d` as theirs, so found in the raw text);
-#: starting at "/" lets re skip ahead to each slash instead of trying every position.
-_NOTES_DATE = re.compile(r"/\d{1,2}/\d")
+#: Both Notes forms hold a date and time "d/d/d d:dd am" from the date's first "/" on (the
+#: same classes and flags as theirs, looser); starting at "/" lets re skip ahead to each
+#: slash instead of trying every position.
+_NOTES_DATE = re.compile(r"/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}(?::\d{2})?\s*[ap]m", _QUOTE_FLAGS)
 _FORWARD_MARK = re.compile(
     r"^\s*-{2,}\s*(?:(?:begin\s+)?forwarded\s+(?:by|message)|original\s+message)",
     _QUOTE_FLAGS,
