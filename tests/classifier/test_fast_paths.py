@@ -38,7 +38,7 @@ def _normalised(body: str) -> str:
     return body.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def test_quote_search_by_form_finds_what_the_full_pattern_finds(mails: list[Mail]) -> None:
+def test_cleaning_finds_what_the_full_patterns_find(mails: list[Mail]) -> None:
     found = 0
     for mail in mails:
         text = _normalised(mail.text[:MAX_BODY_CHARS])
@@ -46,6 +46,7 @@ def test_quote_search_by_form_finds_what_the_full_pattern_finds(mails: list[Mail
         fast = textclean._quote_start(text)
         assert (fast.span() if fast else None) == (full.span() if full else None)
         assert textclean._forward_mark(text) == bool(textclean._FORWARD_MARK.search(text))
+        assert textclean.clean(text) == _clean_plainly(text)
         found += full is not None
     assert found > SAMPLE // 10, "the sample should hold many quoted messages"
 
@@ -57,7 +58,22 @@ _PIECES = st.sampled_from([
     "Ann Lee wrote:", "Bob schrieb:", "Eve a écrit:", "From: x\nSent: y", "To: a\ncc: b",
     "Ann Lee on 05/01/2001 10:02 AM", "Ann Lee\n  05/01/2001 10:02 PM", "wroTe:", "ſent",
     "\u212a", "WROTE:", "  ", "\n", "\n\n", "hello", "Subject: hi", "from: a\ndate: b",
+    "> quoted", "| piped", "a|b", "\n-- \n", "Ann\n",
 ])
+
+
+def _clean_plainly(body: str) -> textclean.CleanText:
+    """`textclean.clean` with the full patterns and every line tested."""
+    text = _normalised(body)
+    start = textclean._QUOTE_START.search(text)
+    head, quoted = (text[: start.start()], text[start.start():]) if start else (text, "")
+    lines = head.split("\n")
+    inline = [line for line in lines if textclean._QUOTED_LINE.match(line)]
+    new, signature = textclean._cut_signature(
+        "\n".join(line for line in lines if not textclean._QUOTED_LINE.match(line)))
+    quoted_all = "\n".join(inline) + ("\n" + quoted if quoted else "")
+    return textclean.CleanText(new.strip(), quoted_all.strip(), signature.strip(),
+                               bool(textclean._FORWARD_MARK.search(text)))
 
 
 @settings(max_examples=300, deadline=None)
@@ -68,6 +84,7 @@ def test_quote_search_by_form_on_made_up_text(pieces: list[str]) -> None:
     fast = textclean._quote_start(text)
     assert (fast.span() if fast else None) == (full.span() if full else None)
     assert textclean._forward_mark(text) == bool(textclean._FORWARD_MARK.search(text))
+    assert textclean.clean(text) == _clean_plainly(text)
 
 
 def _keyword_counts_plainly(text: str) -> list[int]:

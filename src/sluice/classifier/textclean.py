@@ -120,12 +120,15 @@ def clean(body: str) -> CleanText:
     forwarded = _forward_mark(text)
     start = _quote_start(text)
     head, quoted = (text[: start.start()], text[start.start():]) if start else (text, "")
-    kept: list[str] = []
-    inline_quotes: list[str] = []
-    for line in head.split("\n"):
-        (inline_quotes if _QUOTED_LINE.match(line) else kept).append(line)
-    new, signature = _cut_signature("\n".join(kept))
-    quoted_all = "\n".join(inline_quotes) + ("\n" + quoted if quoted else "")
+    kept_text, inline_text = head, ""
+    if ">" in head or "|" in head:  # else no line is a quoted one: all are kept, as they are
+        kept: list[str] = []
+        inline_quotes: list[str] = []
+        for line in head.split("\n"):
+            (inline_quotes if _QUOTED_LINE.match(line) else kept).append(line)
+        kept_text, inline_text = "\n".join(kept), "\n".join(inline_quotes)
+    new, signature = _cut_signature(kept_text)
+    quoted_all = inline_text + ("\n" + quoted if quoted else "")
     return CleanText(
         new=new.strip(), quoted=quoted_all.strip(), signature=signature.strip(), forwarded=forwarded
     )
