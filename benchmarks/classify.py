@@ -4,17 +4,26 @@ Run on demand (this is not a test):
 
     .venv/bin/python benchmarks/classify.py             # the 4 KB message of issue 3
     .venv/bin/python benchmarks/classify.py --corpus 300  # also real corpus mail
+    git archive COMMIT src | tar -x -C OLD              # an older tree to compare with
+    .venv/bin/python benchmarks/classify.py --corpus 300 --before OLD/src
 
 Targets (issue 3), for a 4 KB message one at a time on this machine: classification under
 0.5 ms, parse + classify under 1.5 ms. The message is a typical 4 KB, 5-part business mail
 (text and HTML alternatives, a PDF, an inline logo and a calendar invitation), built here so
-the run needs nothing else. Each measurement is the median of `--repeats` runs.
+the run needs nothing else. Each measurement is the median of `--repeats` runs, in wall time
+and in CPU time (steadier on a loaded machine: time spent waiting for a core is left out).
+`--corpus` adds real Enron inbox mail and its 40 longest messages. `--before SRC` measures
+the package in SRC too, each run in its own process, alternating old and current `--rounds`
+times, and prints the ratio current / old of the medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -86,29 +95,37 @@ def four_kb_message() -> bytes:
     return msg.as_bytes()
 
 
-def _median_us(run: Callable[[], object], per_call: int, repeats: int) -> float:
-    times = []
+def _median_us(run: Callable[[], object], per_call: int, repeats: int) -> tuple[float, float]:
+    """(wall, CPU) µs per message: medians over `repeats` runs."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
-        times.append((time.perf_counter() - start) / per_call * 1e6)
-    return statistics.median(times)
+        cpu.append((time.process_time() - start_cpu) / per_call * 1e6)
+        wall.append((time.perf_counter() - start) / per_call * 1e6)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def _corpus_paths() -> list[Path]:
+    return sorted(p for p in (CORPUS / "enron_inboxes").rglob("*") if p.is_file())
 
 
 def _corpus_sample(limit: int) -> list[bytes]:
-    paths = sorted(p for p in (CORPUS / "enron_inboxes").rglob("*") if p.is_file())
+    paths = _corpus_paths()
     step = max(1, len(paths) // limit)
     return [p.read_bytes() for p in paths[::step][:limit]]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--single", type=int, default=300, help="one-at-a-time calls per run")
-    ap.add_argument("--batch", type=int, default=1000, help="batch size")
-    ap.add_argument("--corpus", type=int, default=0, help="also time N corpus messages")
-    args = ap.parse_args(argv)
+def _longest(count: int) -> list[bytes]:
+    paths = sorted(_corpus_paths(), key=lambda p: (-p.stat().st_size, p))
+    return [p.read_bytes() for p in paths[:count]]
 
+
+Row = tuple[str, float, float, float | None]
+
+
+def measure(args: argparse.Namespace) -> tuple[list[str], list[Row]]:
+    """Header lines and rows (name, wall µs, CPU µs, target µs or None)."""
     start = time.perf_counter()
     from sluice.classifier.model import Classifier
     from sluice.core.parse import parse
@@ -118,11 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     raw = four_kb_message()
     mail = parse(raw)
     verdict = classifier.classify(mail)
-    print(f"python {sys.version.split()[0]}; model {classifier.version}; import + "
-          f"load_default {loaded_ms:.0f} ms")
-    print(f"message: {len(raw)} bytes, {len(mail.attachments)} attachment(s), "
-          f"{mail.inline_images} inline image(s), {len(mail.calendar)} calendar part(s) -> "
-          f"{verdict.category} ({verdict.confidence:.2f}): {'; '.join(verdict.reasons)}")
+    header = [
+        f"python {sys.version.split()[0]}; model {classifier.version}; import + "
+        f"load_default {loaded_ms:.0f} ms",
+        f"message: {len(raw)} bytes, {len(mail.attachments)} attachment(s), "
+        f"{mail.inline_images} inline image(s), {len(mail.calendar)} calendar part(s) -> "
+        f"{verdict.category} ({verdict.confidence:.2f}): {'; '.join(verdict.reasons)}",
+    ]
 
     def single_classify() -> None:
         for _ in range(args.single):
@@ -145,34 +164,101 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.single):
             parse(raw)
 
-    rows = [
-        ("parse only, one at a time", _median_us(parse_only, args.single, args.repeats), None),
-        ("classify, one at a time", _median_us(single_classify, args.single, args.repeats),
+    few = max(3, args.repeats // 2)
+    rows: list[Row] = [
+        ("parse only, one at a time", *_median_us(parse_only, args.single, args.repeats), None),
+        ("classify, one at a time", *_median_us(single_classify, args.single, args.repeats),
          TARGET_CLASSIFY_US),
         ("parse + classify, one at a time",
-         _median_us(single_both, args.single, args.repeats), TARGET_PARSE_CLASSIFY_US),
-        (f"classify, batches of {args.batch}",
-         _median_us(batch_classify, args.batch, max(3, args.repeats // 2)), None),
+         *_median_us(single_both, args.single, args.repeats), TARGET_PARSE_CLASSIFY_US),
+        (f"classify, batches of {args.batch}", *_median_us(batch_classify, args.batch, few),
+         None),
         (f"parse + classify, batches of {args.batch}",
-         _median_us(batch_both, args.batch, max(3, args.repeats // 2)), None),
+         *_median_us(batch_both, args.batch, few), None),
     ]
     if args.corpus:
         sample = _corpus_sample(args.corpus)
         parsed = [parse(r) for r in sample]
         size = statistics.median(len(r) for r in sample)
         rows.append((f"corpus ({len(sample)} Enron inbox mails, median {size / 1024:.1f} KB): "
-                     "classify", _median_us(lambda: classifier.classify_many(parsed),
-                                            len(sample), 3), None))
+                     "classify", *_median_us(lambda: classifier.classify_many(parsed),
+                                             len(sample), 3), None))
         rows.append(("corpus: parse + classify",
-                     _median_us(lambda: [classifier.classify(parse(r)) for r in sample],
-                                len(sample), 3), None))
+                     *_median_us(lambda: [classifier.classify(parse(r)) for r in sample],
+                                 len(sample), 3), None))
+        longest = _longest(40)
+        long_parsed = [parse(r) for r in longest]
+        rows.append((f"corpus: its 40 longest ({len(longest[-1]) // 1024}-"
+                     f"{len(longest[0]) // 1024} KB): classify",
+                     *_median_us(lambda: [classifier.classify(m) for m in long_parsed],
+                                 len(longest), 3), None))
+    return header, rows
+
+
+def _child(args: argparse.Namespace, src: Path | None) -> dict[str, object]:
+    """One `measure` in a fresh process, with the package from `src` (None: this tree)."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src.resolve())
+    argv = [sys.executable, __file__, "--json", "--repeats", str(args.repeats), "--single",
+            str(args.single), "--batch", str(args.batch), "--corpus", str(args.corpus)]
+    done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def _compare(args: argparse.Namespace) -> int:
+    print(f"load avg {' '.join(f'{x:.2f}' for x in os.getloadavg())} before the run")
+    runs: dict[str, list[dict[str, object]]] = {"old": [], "new": []}
+    for _ in range(args.rounds):
+        runs["old"].append(_child(args, args.before))
+        runs["new"].append(_child(args, None))
+    print(f"load avg {' '.join(f'{x:.2f}' for x in os.getloadavg())} after the run")
+    for line in runs["new"][0]["header"]:  # type: ignore[attr-defined]
+        print(line)
+    names = [row[0] for row in runs["new"][0]["rows"]]  # type: ignore[attr-defined]
+
+    def median(kind: str, i: int, column: int) -> float:
+        return statistics.median(run["rows"][i][column] for run in runs[kind])  # type: ignore[index]
+
+    width = max(len(n) for n in names) + 2
+    print(f"medians of {args.rounds} alternating runs per tree; µs/message")
+    print(f"{'measurement':<{width}}{'old wall':>10}{'new wall':>10}{'ratio':>7}"
+          f"{'old CPU':>10}{'new CPU':>10}{'ratio':>7}")
+    for i, name in enumerate(names):
+        old_wall, new_wall = median("old", i, 1), median("new", i, 1)
+        old_cpu, new_cpu = median("old", i, 2), median("new", i, 2)
+        print(f"{name:<{width}}{old_wall:>10.1f}{new_wall:>10.1f}{new_wall / old_wall:>7.2f}"
+              f"{old_cpu:>10.1f}{new_cpu:>10.1f}{new_cpu / old_cpu:>7.2f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--single", type=int, default=300, help="one-at-a-time calls per run")
+    ap.add_argument("--batch", type=int, default=1000, help="batch size")
+    ap.add_argument("--corpus", type=int, default=0, help="also time N corpus messages")
+    ap.add_argument("--before", type=Path, metavar="SRC",
+                    help="also measure the package in SRC (an older tree's src/)")
+    ap.add_argument("--rounds", type=int, default=3, help="with --before: runs per tree")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.before is not None:
+        return _compare(args)
+    header, rows = measure(args)
+    if args.json:
+        print(json.dumps({"header": header, "rows": rows}))
+        return 0
+    for line in header:
+        print(line)
     width = max(len(r[0]) for r in rows) + 2
-    print(f"{'measurement':<{width}}{'µs/message':>12}{'target':>10}{'ratio':>8}")
-    for name, us, target in rows:
+    print(f"{'measurement':<{width}}{'µs/message':>12}{'CPU µs':>10}{'target':>10}{'ratio':>8}")
+    for name, us, cpu, target in rows:
         if target:
-            print(f"{name:<{width}}{us:>12.1f}{target:>10.0f}{us / target:>8.2f}")
+            print(f"{name:<{width}}{us:>12.1f}{cpu:>10.1f}{target:>10.0f}{us / target:>8.2f}")
         else:
-            print(f"{name:<{width}}{us:>12.1f}")
+            print(f"{name:<{width}}{us:>12.1f}{cpu:>10.1f}")
     return 0
 
 

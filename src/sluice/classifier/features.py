@@ -8,9 +8,11 @@ came from (X-Folder, X-FileName) rather than what a message is for.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,20 +95,28 @@ _PAIR_FAMILY: dict[str, int] = {
 _PAIR_FIRSTS = frozenset(pair.partition(" ")[0] for pair in _PAIR_FAMILY)
 
 
+#: Every ASCII character that `\w` does not match, to a space.
+_ASCII_NON_WORD = str.maketrans({c: " " for c in range(128) if not _WORD.match(chr(c))})
+
+
+def words(text: str) -> list[str]:
+    """`_WORD.findall(text)`: the runs of word characters. ASCII text (most mail) is cut by
+    `translate` and `split` instead, which find the same runs in a third of the time."""
+    if text.isascii():
+        return text.translate(_ASCII_NON_WORD).split()
+    found: list[str] = _WORD.findall(text)
+    return found
+
+
 def _keyword_counts(text: str) -> list[int]:
     """[requests, material, opinion, meeting, day] word counts in lowercased `text`."""
-    counts = [0, 0, 0, 0, 0]
-    words = _WORD.findall(text)
-    for word in words:
-        family = _WORD_FAMILY.get(word)
-        if family is not None:
-            counts[family] += 1
-    for first, second in itertools.pairwise(words):
-        if first in _PAIR_FIRSTS:
-            family = _PAIR_FAMILY.get(f"{first} {second}")
-            if family is not None:
-                counts[family] += 1
-    return counts
+    # Look-ups by map/compress and counting by Counter run in C: no Python loop per word.
+    words_ = words(text)
+    by_word = Counter(map(_WORD_FAMILY.get, words_))
+    pairs = itertools.compress(itertools.pairwise(words_),
+                               map(_PAIR_FIRSTS.__contains__, words_))
+    by_pair = Counter(map(_PAIR_FAMILY.get, map(" ".join, pairs)))
+    return [by_word[family] + by_pair[family] for family in range(5)]
 
 
 _DOC_TYPES = {
@@ -126,6 +136,11 @@ class Row:
     headers: dict[str, float]
 
 
+#: Addresses repeat from message to message (colleagues, lists): their facts are kept.
+_ADDRESS_CACHE = 8192
+
+
+@functools.lru_cache(maxsize=_ADDRESS_CACHE)
 def _domain(address: str) -> str:
     """Registrable-ish domain: the last two labels, enough to tell colleagues from others."""
     host = address.rpartition("@")[2].strip(" >").lower()
@@ -150,6 +165,7 @@ def _some_headers(mail: Mail) -> dict[str, str]:
     return found
 
 
+@functools.lru_cache(maxsize=_ADDRESS_CACHE)
 def _is_group(address: str, list_domain: str) -> bool:
     """Does `address` look like a distribution list (see `_GROUP_WORDS`)?"""
     local, _, domain = address.lower().partition("@")
@@ -190,6 +206,7 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
     lowered = new_text.lower()
     head = (mail.subject + "\n" + lowered[:_HEAD_CHARS]).lower()
     requests, material, opinion, meeting, days = _keyword_counts(head)
+    new_words = len(new_text.split())
     f: dict[str, float] = {
         "n_to": _log(len(mail.to)),
         "n_cc": _log(len(mail.cc)),
@@ -224,7 +241,7 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
         "calendar": float(bool(mail.calendar)),
         "calendar_request": float(any(c.method == "REQUEST" for c in mail.calendar)),
         "html": float(bool(mail.html)),
-        "new_words": _log(len(new_text.split())) / 3.0,
+        "new_words": _log(new_words) / 3.0,
         "empty_new_text": float(not new_text.strip()),
         "quoted_words": _log(len(quoted.split())) / 3.0,
         "forwarded": float(forwarded),
@@ -237,7 +254,6 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
     # A distribution list among the recipients means many readers, however few addresses.
     n = len(recipients) + groups * (_GROUP_SIZE - 1)
     replying = bool(f["re_subject"] or f["in_reply_to"] or quoted.strip())
-    new_words = len(new_text.split())
     first_line = new_text.lstrip().split("\n", 1)[0] if new_text else ""
     f.update({
         "reply_to_one": float(replying and n <= 1),
