@@ -160,7 +160,8 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[2000, 20000])
-    parser.add_argument("--imap-sizes", type=int, nargs="*", default=[2000, 20000])
+    parser.add_argument("--imap-sizes", type=int, nargs="*", default=[2000, 20000],
+                        help="IMAP mailbox sizes (none, or 0: no IMAP run)")
     parser.add_argument("--jobs", type=int, nargs="+",
                         default=sorted({1, default_jobs()}),
                         help="worker process counts to measure (default: 1 and one per CPU)")
@@ -169,6 +170,8 @@ def main() -> int:
                         "tree, e.g. `git archive COMMIT src | tar -x -C DIR`, then DIR/src), "
                         "interleaved with the current one: rows marked `old`")
     args = parser.parse_args()
+    args.imap_sizes = [n for n in args.imap_sizes if n > 0]
+    args.sizes = [n for n in args.sizes if n > 0]
     pool = corpus_messages()
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-analyze-"))
     rows: list[Row] = []
