@@ -188,7 +188,9 @@ _POSTGRES_SEARCH_DDL = (
 
 
 def create_search_table(conn: Connection) -> None:
-    """Called by init_schema after create_all: the index is not a SQLModel table."""
+    """The search index as databases made before migrations got it (after create_all): the
+    migration tests and benchmarks/migrations.py rebuild such databases with it. New schemas
+    get the index from revision 0001, which keeps its own frozen copy of this SQL."""
     statements = _SQLITE_SEARCH_DDL if conn.dialect.name == "sqlite" else _POSTGRES_SEARCH_DDL
     for statement in statements:
         conn.execute(text(statement))
