@@ -36,13 +36,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60.0) -> None:
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60.0,
+                  proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until something listens; with `proc`, give up at once when that process ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode}") from None
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port}")
 

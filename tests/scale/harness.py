@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from email.utils import make_msgid
 from pathlib import Path
 
-from tests.servers import SmtpSink, free_port, require_binary
+from tests.servers import SmtpSink, free_port, require_binary, wait_for_port
 
 SENDER = "sender@remote.test"
 #: From: of the mail hal@ diverts to the webhook.
@@ -90,11 +89,10 @@ class Node:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
                                          env=self.env)
         if self.port:
-            deadline = time.monotonic() + 60
-            while not _listening(self.port):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gateway not up: {self.log.read_text()[-2000:]}")
-                time.sleep(0.05)
+            try:
+                wait_for_port(self.port, proc=self.proc)
+            except (RuntimeError, TimeoutError) as error:
+                raise RuntimeError(f"gateway not up: {self.log.read_text()[-2000:]}") from error
             return
         deadline = time.monotonic() + 60
         marker = self.log.stat().st_size if self.log.exists() else 0
@@ -137,14 +135,6 @@ def start_nodes(folder: Path, args: list[str], *, workers: int,
     started = [Node(folder / f"gw-{chr(ord('a') + n)}", "gateway", *args, "--no-worker")
                for n in range(gateways)]
     return started, [Node(folder / f"worker-{n + 1}", "worker", *args) for n in range(workers)]
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def node_args(database_url: str, upstream: str, rules: Path, *extra: str) -> list[str]:
