@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
-        "db", help="database schema: upgrade, current, check",
+        "db", help="database schema and retention: upgrade, current, check, prune",
         description="The database schema's revisions (docs/migrations.md). Every node also "
         "upgrades on start, under a lock; run `sluice db upgrade` once before a rollout.")
     actions = parser.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -36,6 +36,14 @@ def register(commands: Any) -> None:
     downgrade = _action(actions, "downgrade", run_downgrade,
                         "go back to an older revision (base: drop every table)")
     downgrade.add_argument("revision", help="a revision number, -1, or base")
+    prune = _action(actions, "prune", run_prune, "delete history older than a number of days: "
+                    "message facts and outcomes, finished outbox jobs, sent digest items, "
+                    "old ledger rows, blobs nothing refers to (never the space's content)")
+    prune.add_argument("--older-than", type=float, metavar="DAYS",
+                       help="default: the retention_days setting (at least 1)")
+    prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    prune.add_argument("--batch", type=int, default=2000,
+                       help="rows per transaction (default 2000)")
     revision = actions.add_parser(
         "revision", help="developers: write the next revision from the models",
         description="Compare the models with a scratch SQLite database at the newest revision "
@@ -115,6 +123,41 @@ def run_current(args: argparse.Namespace) -> int:
               f"revision {legacy.FIRST})")
     else:
         print(_describe(current) if current else "none: empty database")
+    return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from sluice.core.errors import ConfigError
+    from sluice.core.retention import prune
+
+    settings = load_settings(args.config, data_dir=args.data_dir,
+                             database_url=args.database_url)
+    days = args.older_than if args.older_than is not None else settings.retention_days
+    if not days:
+        print("sluice db prune: give --older-than DAYS or set retention_days", file=sys.stderr)
+        return 2
+    from sluice.core import migrations
+
+    with _database(args) as engine:
+        with engine.connect() as conn:
+            current = migrations.current_revisions(conn)
+        if current != (migrations.head(),):
+            print(f"sluice db prune: the database is at revision {_describe(current)}, not "
+                  f"{migrations.head()}: run `sluice db upgrade` first", file=sys.stderr)
+            return 1
+        try:
+            counts = prune(engine, timedelta(days=days),
+                           ledger_older_than=timedelta(days=settings.ledger_retention_days),
+                           batch=args.batch, dry_run=args.dry_run)
+        except ConfigError as error:
+            print(f"sluice db prune: {error}", file=sys.stderr)
+            return 2
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"sluice db prune: {verb} (older than {days:g} days):")
+    for line in counts.lines():
+        print(f"  {line}")
     return 0
 
 

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     data_idle_timeout: float = 180.0
     #: Ledger entries older than this are forgotten (longer than any MTA retries).
     ledger_retention_days: float = 7.0
+    #: `sluice db prune` deletes message facts, finished outbox jobs, sent digest items and
+    #: orphaned blobs older than this (0: keep everything unless --older-than is given).
+    retention_days: float = Field(default=0.0, ge=0)
 
     # Classification: every recorded message carries its verdict.
     classify: bool = True
