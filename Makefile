@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup system-deps demo test lint bench clean
+SYNAPSE_VENV ?= .venv-synapse
+
+.PHONY: setup system-deps synapse demo test lint bench clean
 
 $(BIN)/sluice: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +17,23 @@ $(BIN)/sluice: pyproject.toml
 
 setup: $(BIN)/sluice
 
+# A real Matrix homeserver for tests/router/test_matrix_synapse.py, in its own environment:
+# Synapse's pinned dependencies would clash with Sluice's.
+$(SYNAPSE_VENV)/bin/synapse_homeserver:
+	$(PYTHON) -m venv $(SYNAPSE_VENV)
+	$(SYNAPSE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SYNAPSE_VENV)/bin/python -m pip install --quiet 'matrix-synapse>=1.100'
+	touch $@
+
+synapse: $(SYNAPSE_VENV)/bin/synapse_homeserver
+
 system-deps:
 	bash scripts/system-deps.sh
 
 demo: setup
 	$(BIN)/sluice demo
 
-test: system-deps setup
+test: system-deps setup synapse
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -34,4 +46,4 @@ bench: setup system-deps
 	$(BIN)/python benchmarks/parse.py
 
 clean:
-	rm -rf $(VENV) data build *.egg-info
+	rm -rf $(VENV) $(SYNAPSE_VENV) data build *.egg-info
