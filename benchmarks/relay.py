@@ -22,7 +22,11 @@ measured against it, in the same run, with the same load client (Postfix's smtp-
                the whole diversion path (raw message and outbox row in the commit that allows
                the 250, the in-process worker publishing it), the issue-4 target (>= 0.7 x bare);
 - ``split``    the same with the worker in its own process (``sluice gateway --no-worker``
-               and ``sluice worker`` on the same database), the split deployment.
+               and ``sluice worker`` on the same database), the split deployment;
+- ``divert``   ``sluice gateway --no-classify --rules`` with a policy that diverts every
+               message to the channel: posted only, nothing relayed (the sink must receive
+               nothing). The other shape of diversion, reported beside the copy targets; the
+               issue-4 target is measured on ``copy``, the dearer shape.
 
 For the diverting targets a run ends when every post is published, not at the last 250:
 the benchmark waits until the outbox holds no pending job and checks that the channel
@@ -69,11 +73,14 @@ KB = 1024
 #: Message payload sizes (smtp-source -l; its own headers add about 120 bytes).
 SIZES: dict[str, int] = {"4 KB": 4 * KB, "100 KB": 100 * KB}
 SESSIONS: tuple[int, ...] = (1, 20)
-TARGETS: tuple[str, ...] = ("sink", "bare", "sluice", "classify", "copy", "split")
+TARGETS: tuple[str, ...] = ("sink", "bare", "sluice", "classify", "copy", "split", "divert")
 TARGET_TITLES = {"sink": "smtp-sink", "bare": "bare relay", "sluice": "Sluice",
-                 "classify": "Sluice+clf", "copy": "Sluice+copy", "split": "copy+worker"}
+                 "classify": "Sluice+clf", "copy": "Sluice+copy", "split": "copy+worker",
+                 "divert": "Sluice+divert"}
 #: Targets that post every message into the shared space.
-DIVERTING = ("copy", "split")
+DIVERTING = ("copy", "split", "divert")
+#: Targets that post without relaying: the sink must receive nothing from them.
+POST_ONLY = ("divert",)
 #: A run of a diverting target fails if its posts are not all published this long after
 #: the last 250.
 PUBLISH_TIMEOUT = 600.0
@@ -85,6 +92,9 @@ destinations:
 policy:
   - {name: copy-all, match: {sender_domain: bench.example}, action: copy, to: bench-space}
 """
+#: The same with every message diverted: posted, not relayed.
+DIVERT_RULES = COPY_RULES.replace("name: copy-all", "name: divert-all").replace(
+    "action: copy", "action: divert")
 #: Issue 4's target for the run with diversion on.
 COPY_TARGET_RATIO = 0.7
 #: The issue's target: Sluice >= this x bare at 20 sessions with 4 KB messages.
@@ -416,13 +426,17 @@ def measure(sink: Sink, target: Target, *, sessions: int, count: int, length: in
     started = time.perf_counter()
     elapsed = run_source(port, sessions=sessions, count=count, length=length, reuse=reuse)
     cpu_accepting = target.cpu()[0] - cpu_before[0]
-    arrived = sink.wait_count(before + count) - before
-    if arrived != count:
-        raise BenchmarkError(f"sent {count} messages, smtp-sink received {arrived}"
-                             f"\n{target.log_tail()}")
+    relayed = 0 if target.name in POST_ONLY else count
+    arrived = sink.wait_count(before + relayed) - before
+    if arrived != relayed:
+        raise BenchmarkError(f"sent {count} messages to relay {relayed}, smtp-sink received "
+                             f"{arrived}\n{target.log_tail()}")
     sample = Sample(rate=count / elapsed, cpu_ms=1000 * cpu_accepting / count)
     if target.database is not None:
         published = wait_published(target, posts_before, count, started)
+        if target.name in POST_ONLY and sink.count() != before:
+            raise BenchmarkError(f"{sink.count() - before} messages relayed by a target that "
+                                 f"diverts every message\n{target.log_tail()}")
         cpu_after = target.cpu()
         total = sum(cpu_after) - sum(cpu_before)
         sample.published_rate = count / published
@@ -482,6 +496,8 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str],
     started: dict[str, Target] = {}
     rules = workdir / "copy-rules.yaml"
     rules.write_text(COPY_RULES)
+    divert_rules = workdir / "divert-rules.yaml"
+    divert_rules.write_text(DIVERT_RULES)
     try:
         for name in names:
             if name == "sink":
@@ -500,6 +516,9 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str],
             elif name == "copy":  # relay + the whole diversion path for every message
                 args = sluice_args(port, sink.address, data, "--no-classify", "--rules",
                                    str(rules))
+            elif name == "divert":  # the diversion path alone: posted, nothing relayed
+                args = sluice_args(port, sink.address, data, "--no-classify", "--rules",
+                                   str(divert_rules))
             elif name == "split":  # the same, the worker in a process of its own
                 args = sluice_args(port, sink.address, data, "--no-classify", "--rules",
                                    str(rules), "--no-worker")
@@ -663,7 +682,8 @@ def report(cells: list[Cell], targets: Sequence[str]) -> str:
                   f"{c.ratio(t, published=True):.2f}", f"{c.lag(t):.1f}",
                   f"{c.cpu_ms(t):.2f}", f"{c.cpu_total_ms(t):.2f}"]
                  for c in cells for t in diverting]
-        rows += ["", "With diversion on (every message relayed and posted into the space):", ""]
+        rows += ["", "With diversion on (copy targets: every message relayed and posted into the "
+                 "space; Sluice+divert: posted only, nothing relayed):", ""]
         rows += _markdown(head, table)
         rows += ["", "published msg/s: messages / (start of the run until the last post was "
                  "in the space). CPU in all: gateway and worker processes until then.",
@@ -679,6 +699,11 @@ def report(cells: list[Cell], targets: Sequence[str]) -> str:
         if c.size == "4 KB" and c.sessions == 20:
             for t in diverting:
                 accepted, published = c.ratio(t), c.ratio(t, published=True)
+                if t in POST_ONLY:  # the cheaper shape: reported, not judged by the target
+                    rows.append(f"{TARGET_TITLES[t]}/bare at 20 sessions, 4 KB: {accepted:.2f} "
+                                f"accepted, {published:.2f} published (posted only, not "
+                                f"relayed: not the shape the issue-4 target is measured on)")
+                    continue
                 verdict = "met" if accepted >= COPY_TARGET_RATIO else "NOT met"
                 rows.append(
                     f"{TARGET_TITLES[t]}/bare at 20 sessions, 4 KB: {accepted:.2f} accepted "
@@ -718,6 +743,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="skip Sluice+clf (the default pipeline with the classifier)")
     parser.add_argument("--no-split-target", dest="split", action="store_false",
                         help="skip copy+worker (diversion with the worker in its own process)")
+    parser.add_argument("--no-divert-target", dest="divert", action="store_false",
+                        help="skip Sluice+divert (every message posted, nothing relayed)")
     parser.add_argument("--new-connection-per-message", dest="reuse", action="store_false",
                         help="smtp-source without -d: connect, EHLO and QUIT for every message")
     parser.add_argument("--bare-per-message", action="store_true",
@@ -732,7 +759,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.messages is None:
         args.messages = 80 if args.quick else 1000
     args.targets = [t for t in TARGETS
-                    if (t != "classify" or args.classify) and (t != "split" or args.split)]
+                    if (t != "classify" or args.classify) and (t != "split" or args.split)
+                    and (t != "divert" or args.divert)]
     return args
 
 
