@@ -53,6 +53,8 @@ def main() -> int:
                         help="labels kept out (default: the held-out labels)")
     parser.add_argument("--topic-dims", type=int, default=training.Recipe.topic_dims)
     parser.add_argument("--topic-weight", type=float, default=training.Recipe.topic_weight)
+    parser.add_argument("--quoted-topic-weight", type=float,
+                        default=training.Recipe.quoted_topic_weight)
     parser.add_argument("--seeds", default="0,1,2")
     args = parser.parse_args()
     data_paths = args.data or [CORPUS / "labels.csv", DATA / "extra_labels.csv"]
@@ -61,7 +63,8 @@ def main() -> int:
                             topic_dims=args.topic_dims,
                             set_aside=[e.raw for e in _examples(aside)])
     recipe = dataclasses.replace(training.Recipe(), topic_dims=args.topic_dims,
-                                 topic_weight=args.topic_weight)
+                                 topic_weight=args.topic_weight,
+                                 quoted_topic_weight=args.quoted_topic_weight)
     everything = np.arange(len(data.rows))
     results = []
     for seed in (int(s) for s in args.seeds.split(",")):

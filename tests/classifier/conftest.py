@@ -14,7 +14,7 @@ import pytest
 from sluice.classifier.dataset import Example, load_examples
 from sluice.classifier.features import to_row
 from sluice.classifier.model import Classifier
-from sluice.classifier.topics import TopicSpace, fit_topics
+from sluice.classifier.topics import TopicSpace, fit_topics, quoted_text
 from sluice.classifier.training import Prepared, Recipe, folds, prepare, train
 from sluice.core.parse import parse
 
@@ -99,14 +99,17 @@ def unlabeled_raws(examples: list[Example], n: int = UNLABELED) -> list[bytes]:
 
 
 @pytest.fixture(scope="session")
-def space(examples: list[Example]) -> TopicSpace:
+def spaces(examples: list[Example]) -> dict[str, TopicSpace]:
+    """Directions of the subject and new text ("topic") and of the quoted text ("quoted")."""
     raws = unlabeled_raws(examples)
-    return fit_topics([to_row(parse(raw)) for raw in raws], raws, TEST_DIRECTIONS)
+    rows = [to_row(parse(raw)) for raw in raws]
+    return {"topic": fit_topics(rows, raws, TEST_DIRECTIONS),
+            "quoted": fit_topics(rows, raws, TEST_DIRECTIONS, text=quoted_text)}
 
 
 @pytest.fixture(scope="session")
-def with_topics(prepared: Prepared, space: TopicSpace) -> Classifier:
+def with_topics(prepared: Prepared, spaces: dict[str, TopicSpace]) -> Classifier:
     """A model with word-use directions, trained on every other labeled message."""
-    data = dataclasses.replace(prepared, topics=space)
+    data = dataclasses.replace(prepared, topics=spaces["topic"], quoted_topics=spaces["quoted"])
     index = np.arange(0, len(data.rows), 2)
     return Classifier(train(data, index, QUICK, version="test"))

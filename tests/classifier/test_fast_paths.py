@@ -147,20 +147,25 @@ def test_one_at_a_time_and_many_agree(default_classifier: Classifier,
     assert len({v.category for v in one}) >= 5
 
 
-def _topic_part(classifier: Classifier) -> TopicPart:
-    parts = [p for p in classifier._scorer.parts if isinstance(p, TopicPart)]
-    assert len(parts) == 1
-    return parts[0]
+def _topic_parts(classifier: Classifier) -> dict[str, TopicPart]:
+    parts = {p.column: p for p in classifier._scorer.parts if isinstance(p, TopicPart)}
+    assert set(parts) == {"topic", "quoted"}
+    return parts
 
 
-def test_topic_features_match_scikit_learn(with_topics: Classifier, space: TopicSpace,
-                                           mails: list[Mail]) -> None:
-    """The direction features, with the subject's and body's words cut once for all three
-    parts, are what `TopicSpace.transform` (scikit-learn's TF-IDF, then the SVD) gives."""
-    part = _topic_part(with_topics)
-    assert with_topics._scorer._shared == {"subject", "body"}
+@pytest.mark.parametrize("column", ["topic", "quoted"])
+def test_topic_features_match_scikit_learn(with_topics: Classifier,
+                                           spaces: dict[str, TopicSpace],
+                                           mails: list[Mail], column: str) -> None:
+    """The direction features, with the words of subject, body and quoted text cut once for
+    their own columns and the directions, are what `TopicSpace.transform` (scikit-learn's
+    TF-IDF, then the SVD) gives."""
+    part = _topic_parts(with_topics)[column]
+    assert with_topics._scorer._shared == {"subject", "body", "quoted"}
     rows = [to_row(mail) for mail in mails]
-    expected = space.transform([topic_text(row) for row in rows]) * part.weight
+    texts = [topic_text(row) if column == "topic" else row.quoted for row in rows]
+    expected = spaces[column].transform(texts) * part.weight
+    assert sum(bool(t.strip()) for t in texts) > SAMPLE // 4
     for row, want in zip(rows, expected, strict=True):
         indices, values = with_topics._scorer.vector(row)
         inside = (indices >= part.offset) & (indices < part.offset + len(part.names))
@@ -186,6 +191,6 @@ _WORD_PIECES = st.sampled_from([
 def test_topic_words_cut_apart_are_the_words_of_the_joined_text(
     with_topics: Classifier, subject: list[str], body: list[str]
 ) -> None:
-    part = _topic_part(with_topics)
+    part = _topic_parts(with_topics)["topic"]
     row = features.Row("".join(subject), "".join(body), "", {})
     assert part.tokens(row) == part.text.tokens(topic_text(row))

@@ -35,12 +35,13 @@ def test_copies_of_labeled_mail_are_left_out(examples: list[Example]) -> None:
 
 
 def test_training_does_not_move_the_directions(with_topics: Classifier,
-                                               space: TopicSpace) -> None:
+                                               spaces: dict[str, TopicSpace]) -> None:
     pipeline = with_topics.bundle.pipeline
     assert pipeline is not None
-    step = pipeline.named_steps["features"].named_transformers_["topic"]
-    np.testing.assert_array_equal(step.space.components, space.components)
-    assert step.space.vectorizer.vocabulary_ == space.vectorizer.vocabulary_
+    for step_name, column in (("topic", "topic"), ("quoted_topic", "quoted")):
+        step = pipeline.named_steps["features"].named_transformers_[step_name]
+        np.testing.assert_array_equal(step.space.components, spaces[column].components)
+        assert step.space.vectorizer.vocabulary_ == spaces[column].vectorizer.vocabulary_
 
 
 def test_json_model_with_topics_gives_the_same_answers(
@@ -60,7 +61,7 @@ def test_prepare_fits_directions_only_on_unlabeled_mail(examples: list[Example])
     some = examples[:40]
     raws = unlabeled_raws(examples, 150)
     data = prepare(some, [some[0].raw, *raws], topic_dims=5)
-    assert data.topics is not None
+    assert data.topics is not None and data.quoted_topics is not None
     assert data.topics.messages == len(raws)  # the labeled message offered was left out
     assert prepare(some).topics is None
 
@@ -78,7 +79,8 @@ def test_train_with_unlabeled_mail(tmp_path: Path, examples: list[Example],
                  "--no-corrections"]) == 0
     document = json.loads(out.read_text())
     assert document["metadata"]["unlabeled"]["messages"] == 200
-    assert any(p["kind"] == "topics" for p in document["scorer"]["parts"])
+    kinds = [(p["kind"], p["column"]) for p in document["scorer"]["parts"]]
+    assert ("topics", "topic") in kinds and ("topics", "quoted") in kinds
     assert main(["classify", "--json", "--model", str(out), str(data)]) == 0
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(answers) == 12 * len(CATEGORIES)

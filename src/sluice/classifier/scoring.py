@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sluice.classifier.features import COLUMNS, Row, topic_text, words
+from sluice.classifier.features import COLUMNS, Row, words
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -174,14 +174,16 @@ class TopicPart:
     indices: np.ndarray
 
     def tokens(self, row: Row) -> list[str]:
+        if self.column != "topic":
+            return self.text.tokens(getattr(row, self.column))
         # Words never span the newline that joins subject and body in `topic_text`.
         return self.text.tokens(row.subject) + self.text.tokens(row.body)
 
     def features(self, row: Row,
                  tokens: list[str] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """(global indices, values); `tokens`: `self.tokens(row)` if already cut."""
-        counted = Counter(self.text.known(topic_text(row),
-                                          self.tokens(row) if tokens is None else tokens))
+        # The directions' vocabulary has single words only, so the tokens are the terms.
+        counted = Counter(self.text.known("", self.tokens(row) if tokens is None else tokens))
         if not counted:
             return None
         n = len(counted)
@@ -194,15 +196,22 @@ class TopicPart:
         return self.indices, projected * (self.weight / norm)
 
 
-def _topic_part(offset: int, weight: float, n_directions: int, words_: tuple[str, ...],
-                idf: np.ndarray, projection: np.ndarray, token_pattern: str,
-                lowercase: bool, strip_accents: bool) -> TopicPart:
+#: What each kind of directions reads (an input column) and calls its features: names of
+#: three or more words, which no TF-IDF feature (one or two words) can have.
+TOPIC_NAMES = {"topic": "text as a whole, direction", "quoted": "quoted text, direction"}
+
+
+def _topic_part(column: str, offset: int, weight: float, n_directions: int,
+                words_: tuple[str, ...], idf: np.ndarray, projection: np.ndarray,
+                token_pattern: str, lowercase: bool, strip_accents: bool) -> TopicPart:
+    if column not in TOPIC_NAMES:
+        raise ValueError(f"no topic directions read {column!r}")
     if projection.shape != (len(words_), n_directions):
         raise ValueError("the topic directions do not match their vocabulary")
-    text = _text_part("topic", 0, 1.0, words_, idf, True, token_pattern, 1, lowercase,
+    text = _text_part(column, 0, 1.0, words_, idf, True, token_pattern, 1, lowercase,
                       strip_accents)
-    names = tuple(f"direction {i}" for i in range(n_directions))
-    return TopicPart("topic", offset, weight, names, text, projection,
+    names = tuple(f"{TOPIC_NAMES[column]} {i}" for i in range(n_directions))
+    return TopicPart(column, offset, weight, names, text, projection,
                      np.ascontiguousarray(projection * idf[:, None]),
                      offset + np.arange(n_directions))
 
@@ -235,17 +244,27 @@ class LinearScorer:
         self.coef_mean = self.coef_by_feature.mean(axis=1)
         self.parts = parts
         self._offsets = [p.offset for p in parts]
-        #: Columns whose words the topic part reads too: cut once when they are cut the same
+        #: Text columns whose words topic parts read too: cut once when they are cut the same
         #: way (same pattern, case and accent handling), else each part cuts its own.
-        self._shared: frozenset[str] = frozenset()
-        topics = [p for p in parts if isinstance(p, TopicPart)]
         texts = {p.column: p for p in parts if isinstance(p, TextPart)}
-        if topics and {"subject", "body"} <= texts.keys() and all(
-                _same_words(texts[c], topics[0].text) for c in ("subject", "body")):
-            self._shared = frozenset({"subject", "body"})
+        shared: set[str] = set()
+        for topic in (p for p in parts if isinstance(p, TopicPart)):
+            wanted = _TOPIC_READS[topic.column]
+            if all(c in texts and _same_words(texts[c], topic.text) for c in wanted):
+                shared.update(wanted)
+        self._shared: frozenset[str] = frozenset(shared)
         n_features = sum(len(p.names) for p in parts)
         if self.coef_by_feature.shape != (n_features, len(classes)):
             raise ValueError("coefficients do not match the features and classes")
+
+    def _shared_tokens(self, part: TopicPart, shared: dict[str, list[str]]) -> list[str] | None:
+        """The words of `part`'s text, from the text columns' own cut, or None."""
+        wanted = _TOPIC_READS[part.column]
+        if not all(c in shared for c in wanted):
+            return None
+        if len(wanted) == 1:
+            return shared[wanted[0]]
+        return shared[wanted[0]] + shared[wanted[1]]
 
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline) -> LinearScorer:
@@ -292,7 +311,7 @@ class LinearScorer:
             elif isinstance(transformer, TopicProjection) and transformer.space is not None:
                 vectorizer = transformer.space.vectorizer
                 parts.append(_topic_part(
-                    offset, weight, transformer.space.components.shape[0],
+                    column_name, offset, weight, transformer.space.components.shape[0],
                     tuple(str(n) for n in vectorizer.get_feature_names_out()),
                     np.asarray(vectorizer.idf_, dtype=np.float64),
                     np.ascontiguousarray(transformer.space.components.T),
@@ -354,7 +373,8 @@ class LinearScorer:
             elif spec["kind"] == "topics":
                 words_ = tuple(str(w) for w in spec["words"])
                 parts.append(_topic_part(
-                    offset, weight, len(names), words_, _decode(spec["idf"], (len(words_),)),
+                    column, offset, weight, len(names), words_,
+                    _decode(spec["idf"], (len(words_),)),
                     _decode(spec["projection"], (len(words_), len(names))),
                     str(spec["token_pattern"]), bool(spec["lowercase"]),
                     bool(spec["strip_accents"]),
@@ -380,8 +400,7 @@ class LinearScorer:
                     tokens = shared[part.column] = part.tokens(text)
                 found = _text(part, text, tokens)
             elif isinstance(part, TopicPart):
-                found = part.features(row, shared["subject"] + shared["body"]
-                                      if len(shared) == 2 else None)
+                found = part.features(row, self._shared_tokens(part, shared))
             else:
                 found = None
             if found is not None:
@@ -439,6 +458,10 @@ def _text(part: TextPart, text: str,
     weighted = tf * part.idf[positions]
     weighted *= part.weight / math.sqrt(float(weighted @ weighted))
     return positions + part.offset, weighted
+
+
+#: The text columns whose words make each topic part's text (`features.topic_text`).
+_TOPIC_READS: dict[str, tuple[str, ...]] = {"topic": ("subject", "body"), "quoted": ("quoted",)}
 
 
 def _same_words(a: TextPart, b: TextPart) -> bool:

@@ -13,7 +13,7 @@ held-out thread's text never shaped them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,12 +49,19 @@ class TopicSpace:
         return result
 
 
+def quoted_text(row: Row) -> str:
+    """What the quoted text's directions read: the quoted and forwarded text."""
+    return row.quoted
+
+
 def fit_topics(rows: Sequence[Row], raws: Sequence[bytes], dims: int,
-               vocabulary: int = VOCABULARY) -> TopicSpace:
-    """`dims` directions fitted on unlabeled `rows` (`raws`: their messages, for the digest)."""
+               vocabulary: int = VOCABULARY,
+               text: Callable[[Row], str] = topic_text) -> TopicSpace:
+    """`dims` directions fitted on the `text` of unlabeled `rows` (`raws`: their messages, for
+    the digest)."""
     vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=3, max_df=0.5,
                                  max_features=vocabulary, strip_accents="unicode")
-    matrix = vectorizer.fit_transform([topic_text(r) for r in rows])
+    matrix = vectorizer.fit_transform([text(r) for r in rows])
     svd = TruncatedSVD(dims, random_state=_SEED, n_iter=7).fit(matrix)
     vectorizer.idf_ = np.asarray(vectorizer.idf_, dtype=np.float32).astype(np.float64)
     vectorizer.vocabulary_ = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}

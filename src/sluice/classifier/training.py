@@ -28,7 +28,13 @@ from sluice.classifier.dataset import Example
 from sluice.classifier.features import Row, to_matrix, to_row
 from sluice.classifier.persist import ModelBundle
 from sluice.classifier.scoring import LinearScorer
-from sluice.classifier.topics import TopicProjection, TopicSpace, fit_topics, without_labeled
+from sluice.classifier.topics import (
+    TopicProjection,
+    TopicSpace,
+    fit_topics,
+    quoted_text,
+    without_labeled,
+)
 from sluice.core.mail import Mail
 from sluice.core.parse import normalize_line_endings, parse
 from sluice.core.verdict import CATEGORIES
@@ -71,6 +77,8 @@ class Recipe:
     #: unlabeled mail, and their column weight (docs/classifier.md, fifth round).
     topic_dims: int = 100
     topic_weight: float = 0.75
+    #: Directions of the quoted and forwarded text, fitted the same way (0: none).
+    quoted_topic_weight: float = 1.0
 
 
 @dataclass
@@ -84,8 +92,10 @@ class Prepared:
     second: np.ndarray
     weights: np.ndarray
     groups: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
-    #: Directions fitted on unlabeled mail, or None to train on the labels alone.
+    #: Directions fitted on unlabeled mail (subject and new text; quoted text), or None to
+    #: train on the labels alone.
     topics: TopicSpace | None = None
+    quoted_topics: TopicSpace | None = None
 
 
 def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
@@ -98,7 +108,7 @@ def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
     """
     mails = [parse(normalize_line_endings(e.raw)) for e in examples]
     rows = [to_row(m) for m in mails]
-    topics = None
+    topics = quoted_topics = None
     candidates = ((raw, mail, to_row(mail))
                   for raw in unlabeled for mail in [parse(normalize_line_endings(raw))])
     aside = [(raw, mail, to_row(mail))
@@ -107,6 +117,7 @@ def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
         candidates, [*zip([e.raw for e in examples], mails, rows, strict=True), *aside])
     if kept_rows and topic_dims > 0:
         topics = fit_topics(kept_rows, kept_raws, topic_dims)
+        quoted_topics = fit_topics(kept_rows, kept_raws, topic_dims, text=quoted_text)
     return Prepared(
         examples=list(examples),
         mails=mails,
@@ -118,6 +129,7 @@ def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
         ),
         groups=thread_groups(mails),
         topics=topics,
+        quoted_topics=quoted_topics,
     )
 
 
@@ -128,7 +140,8 @@ def _text_vectorizer(recipe: Recipe, max_features: int) -> TfidfVectorizer:
     )
 
 
-def build_pipeline(recipe: Recipe, topics: TopicSpace | None = None) -> Pipeline:
+def build_pipeline(recipe: Recipe, topics: TopicSpace | None = None,
+                   quoted_topics: TopicSpace | None = None) -> Pipeline:
     steps: list[tuple[str, Any, int]] = [
         ("subject", _text_vectorizer(recipe, recipe.max_features // 4), 0),
         ("body", _text_vectorizer(recipe, recipe.max_features), 1),
@@ -136,9 +149,12 @@ def build_pipeline(recipe: Recipe, topics: TopicSpace | None = None) -> Pipeline
         ("headers", DictVectorizer(), 3),
     ]
     weights = {"quoted": recipe.quoted_weight, "headers": recipe.header_weight}
-    if topics is not None:
+    if topics is not None and recipe.topic_weight > 0:
         steps.append(("topic", TopicProjection(topics), 4))
         weights["topic"] = recipe.topic_weight
+    if quoted_topics is not None and recipe.quoted_topic_weight > 0:
+        steps.append(("quoted_topic", TopicProjection(quoted_topics), 2))
+        weights["quoted_topic"] = recipe.quoted_topic_weight
     columns = ColumnTransformer(steps, transformer_weights=weights)
     model = LogisticRegression(
         C=recipe.C, class_weight=recipe.class_weight, solver="newton-cg", max_iter=1000
@@ -147,7 +163,7 @@ def build_pipeline(recipe: Recipe, topics: TopicSpace | None = None) -> Pipeline
 
 
 def fit_pipeline(data: Prepared, index: np.ndarray, recipe: Recipe) -> Pipeline:
-    pipeline = build_pipeline(recipe, data.topics)
+    pipeline = build_pipeline(recipe, data.topics, data.quoted_topics)
     rows = [data.rows[i] for i in index]
     y, weights = data.y[index], data.weights[index]
     if recipe.second_weight > 0:
@@ -321,7 +337,7 @@ def _version(data: Prepared, index: np.ndarray, recipe: Recipe) -> str:
     if data.topics is None:
         # Without unlabeled mail the topic knobs change nothing: a labels-only model keeps
         # the version it had before they existed.
-        knobs = [(k, v) for k, v in knobs if not k.startswith("topic_")]
+        knobs = [(k, v) for k, v in knobs if "topic_" not in k]
     digest = hashlib.sha256(repr(sorted(knobs)).encode())
     if data.topics is not None:
         digest.update(data.topics.digest.encode())
