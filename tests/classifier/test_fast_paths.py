@@ -18,9 +18,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from sluice.classifier import features, textclean
 from sluice.classifier.dataset import Example
-from sluice.classifier.features import MAX_BODY_CHARS, to_row
+from sluice.classifier.features import MAX_BODY_CHARS, to_row, topic_text
 from sluice.classifier.model import Classifier
-from sluice.classifier.scoring import TextPart, _text
+from sluice.classifier.scoring import TextPart, TopicPart, _text
+from sluice.classifier.topics import TopicSpace
 from sluice.core.mail import Mail
 from sluice.core.parse import parse
 
@@ -144,3 +145,52 @@ def test_one_at_a_time_and_many_agree(default_classifier: Classifier,
     one = [default_classifier.classify(mail) for mail in mails]
     assert default_classifier.classify_many(mails) == one
     assert len({v.category for v in one}) >= 5
+
+
+def _topic_parts(classifier: Classifier) -> dict[str, TopicPart]:
+    parts = {p.column: p for p in classifier._scorer.parts if isinstance(p, TopicPart)}
+    assert set(parts) == {"topic", "quoted"}
+    return parts
+
+
+@pytest.mark.parametrize("column", ["topic", "quoted"])
+def test_topic_features_match_scikit_learn(with_topics: Classifier,
+                                           spaces: dict[str, TopicSpace],
+                                           mails: list[Mail], column: str) -> None:
+    """The direction features, with the words of subject, body and quoted text cut once for
+    their own columns and the directions, are what `TopicSpace.transform` (scikit-learn's
+    TF-IDF, then the SVD) gives."""
+    part = _topic_parts(with_topics)[column]
+    assert with_topics._scorer._shared == {"subject", "body", "quoted"}
+    rows = [to_row(mail) for mail in mails]
+    texts = [topic_text(row) if column == "topic" else row.quoted for row in rows]
+    expected = spaces[column].transform(texts) * part.weight
+    assert sum(bool(t.strip()) for t in texts) > SAMPLE // 4
+    for row, want in zip(rows, expected, strict=True):
+        indices, values = with_topics._scorer.vector(row)
+        inside = (indices >= part.offset) & (indices < part.offset + len(part.names))
+        shared = np.zeros(len(part.names))
+        shared[indices[inside] - part.offset] = values[inside]
+        np.testing.assert_allclose(shared, want, rtol=1e-9, atol=1e-12)
+        alone = part.features(row)
+        if alone is None:
+            assert not want.any()
+        else:
+            np.testing.assert_allclose(alone[1], want, rtol=1e-9, atol=1e-12)
+
+
+#: Pieces of subjects and bodies: accents, a final sigma, dotted capitals, digits, a newline.
+_WORD_PIECES = st.sampled_from([
+    "Meeting", "ΣΟΦΟΣ", "café", "naïve", "İstanbul", "straße", "x", "42", " ", "\n", "-",
+    "re:", "a_b", "déjà vu", "\u00a0", "ﬁle", "Ⅻ",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_WORD_PIECES, max_size=8), st.lists(_WORD_PIECES, max_size=12))
+def test_topic_words_cut_apart_are_the_words_of_the_joined_text(
+    with_topics: Classifier, subject: list[str], body: list[str]
+) -> None:
+    part = _topic_parts(with_topics)["topic"]
+    row = features.Row("".join(subject), "".join(body), "", {})
+    assert part.tokens(row) == part.text.tokens(topic_text(row))

@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     data_help = ("labels CSV (file,category[,second]), a folder with one, or a folder with one "
                  "sub-folder per category; repeat to combine several (e.g. the corpus labels "
                  "and extra labels)")
+    unlabeled_help = ("mail without labels (a folder, maildir, mbox or file; repeatable): "
+                      "word-use directions are learned from it first (labeled messages and "
+                      "copies of them left out); files that do not start with a header line "
+                      "are skipped")
+    aside_help = ("labeled mail kept for a later check (same shapes as --data; repeatable): "
+                  "neither trained on nor read as --unlabeled mail")
     training = subparsers.add_parser(
         "train", help="train a model on labeled mail and stored corrections",
         description="Train a model; stored corrections are learned too (--database-url, or "
@@ -46,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     training.add_argument("--database-url", help="database holding corrections")
     training.add_argument("--no-corrections", action="store_true",
                           help="ignore stored corrections")
+    training.add_argument("--unlabeled", type=Path, action="append", default=[],
+                          metavar="PATH", help=unlabeled_help)
+    training.add_argument("--set-aside", type=Path, action="append", default=[],
+                          metavar="LABELS", help=aside_help)
     training.add_argument("--evaluate", action="store_true",
                           help="also cross-validate by thread and store the figures beside "
                           "the model (MODEL.json)")
@@ -58,6 +68,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     evaluate.add_argument("--data", type=Path, required=True, action="append", help=data_help)
     evaluate.add_argument("--model", type=Path, help="score this model file instead")
+    evaluate.add_argument("--unlabeled", type=Path, action="append", default=[],
+                          metavar="PATH", help=unlabeled_help)
+    evaluate.add_argument("--set-aside", type=Path, action="append", default=[],
+                          metavar="LABELS", help=aside_help)
     evaluate.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     evaluate.set_defaults(func=run_evaluate)
 
@@ -133,7 +147,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     examples = _examples(args.data)
     corrections = _corrections(args)
-    data = prepare(examples + corrections)
+    data = prepare(examples + corrections, _unlabeled(args.unlabeled),
+                   set_aside=[e.raw for e in _examples(args.set_aside)])
     print(f"training on {len(examples)} labeled messages and {len(corrections)} corrections",
           file=sys.stderr)
     figures: dict[str, Any] = {}
@@ -143,6 +158,8 @@ def run_train(args: argparse.Namespace) -> int:
         figures = _evaluation_json(result)
     bundle = train(data)
     bundle.metadata["data"] = [str(d) for d in args.data]
+    if args.unlabeled:
+        bundle.metadata["unlabeled_data"] = [str(d) for d in args.unlabeled]
     if figures:
         bundle.metadata["evaluation"] = figures
     persist.save(bundle, args.out)
@@ -159,13 +176,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from sluice.classifier.evaluation import cross_validate, evaluate_model, format_evaluation
     from sluice.classifier.training import Recipe, prepare
 
-    data = prepare(_examples(args.data))
+    data = prepare(_examples(args.data), _unlabeled(args.unlabeled),
+                   set_aside=[e.raw for e in _examples(args.set_aside)])
     if args.model:
         result = evaluate_model(_load(args.model), data)
     else:
         result = cross_validate(data, Recipe(), n_folds=args.folds)
     print(format_evaluation(result), end="")
     return 0
+
+
+#: A message file starts with a header line ("Name: value") or an mbox "From " line; label
+#: files, READMEs and keys beside the mail do not.
+_HEADER_LINE = rb"(?:From |[!-9;-~]+:)"
+
+
+def _unlabeled(paths: list[Path]) -> list[bytes]:
+    import re
+
+    from sluice.classifier.readers import read_paths
+
+    header = re.compile(_HEADER_LINE)
+    return [source.raw for source in read_paths(str(p) for p in paths)
+            if header.match(source.raw)]
 
 
 def _examples(paths: list[Path]) -> list[Example]:

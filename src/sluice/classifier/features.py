@@ -24,8 +24,8 @@ from sluice.core.mail import Mail
 MAX_BODY_CHARS = 20_000
 #: The opening of the new text, where requests, greetings and hand-overs are said.
 _HEAD_CHARS = 1500
-#: Column order of the model's input rows (see `to_matrix`).
-COLUMNS: tuple[str, ...] = ("subject", "body", "quoted", "headers")
+#: Column order of the model's input rows (see `to_matrix`); "topic" is `topic_text`.
+COLUMNS: tuple[str, ...] = ("subject", "body", "quoted", "headers", "topic")
 
 _SYSTEM_SENDER = re.compile(
     r"^(?:no-?reply|do-?not-?reply|mailer-daemon|postmaster|notifications?|alerts?|news|"
@@ -286,6 +286,11 @@ def to_row(mail: Mail) -> Row:
     )
 
 
+def topic_text(row: Row) -> str:
+    """What the word-use directions (`topics`) read: the subject and the new text."""
+    return row.subject + "\n" + row.body
+
+
 def to_matrix(rows: list[Row]) -> np.ndarray:
     """Rows as the object array the fitted ColumnTransformer expects (columns: COLUMNS)."""
     out = np.empty((len(rows), len(COLUMNS)), dtype=object)
@@ -294,4 +299,5 @@ def to_matrix(rows: list[Row]) -> np.ndarray:
         out[i, 1] = row.body
         out[i, 2] = row.quoted
         out[i, 3] = row.headers
+        out[i, 4] = topic_text(row)
     return out

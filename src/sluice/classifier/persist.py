@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluice.classifier.scoring import LinearScorer
+from sluice.classifier.scoring import LinearScorer, TopicPart
 from sluice.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -74,6 +74,9 @@ def save(bundle: ModelBundle, path: Path) -> None:
 
         if bundle.pipeline is None:
             raise ConfigError(f"{path}: a skops file needs the fitted pipeline; save as JSON")
+        if any(isinstance(part, TopicPart) for part in bundle.scorer.parts):
+            # Its topic step is a Sluice type, which loading would refuse as untrusted.
+            raise ConfigError(f"{path}: a model with word-use directions is saved as JSON")
         sio.dump(
             {"format": FORMAT, "version": bundle.version,
              "direct_ratio": float(bundle.direct_ratio), "metadata": bundle.metadata,

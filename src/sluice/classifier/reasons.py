@@ -85,8 +85,18 @@ _TEXT_PLACES = {
 }
 
 
+#: The word-use directions (`topics`) have no words of their own to name.
+_TOPIC_WORDS = "its wording as a whole reads like such mail"
+_QUOTED_TOPIC = "quoted text, direction "
+_QUOTED_TOPIC_WORDS = "the quoted or forwarded text as a whole reads like such mail"
+
+
 def describe(column: str, feature: str, row: Row) -> str:
     """One feature of one message in words; `column` is the input column it came from."""
+    if column == "topic":
+        return _TOPIC_WORDS
+    if column == "quoted" and feature.startswith(_QUOTED_TOPIC):
+        return _QUOTED_TOPIC_WORDS
     if column in _TEXT_PLACES:
         return _TEXT_PLACES[column].format(feature)
     if feature.startswith(_ATTACHMENT_PREFIX):

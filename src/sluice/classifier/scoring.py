@@ -84,10 +84,10 @@ class TextPart:
         tokens: list[str] = self.scanner.findall(text)
         return tokens
 
-    def terms(self, text: str) -> list[str]:
+    def terms(self, text: str, tokens: list[str] | None = None) -> list[str]:
         """scikit-learn's word analyzer (ngram_range=(1, ngram_max)), less the word pairs
-        that cannot be in the vocabulary."""
-        tokens = self.tokens(text)
+        that cannot be in the vocabulary. `tokens`: `self.tokens(text)` if already cut."""
+        tokens = self.tokens(text) if tokens is None else tokens
         if self.ngram_max == 1:
             return tokens
         terms = list(tokens)
@@ -102,16 +102,18 @@ class TextPart:
             terms.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
         return terms
 
-    def known(self, text: str) -> Iterator[int]:
+    def known(self, text: str, tokens: list[str] | None = None) -> Iterator[int]:
         """Vocabulary positions of `terms(text)` that are in the vocabulary, in order.
 
         With word pairs looked up as (word, word) tuples no pair string is ever built: a
         tuple's hash comes from its words' cached hashes. Runs in C (map, filter, chain).
         """
+        found: Iterator[int]
         if self.pair_vocabulary is None:
-            found = map(self.vocabulary.get, self.terms(text), itertools.repeat(_MISSING))
+            found = map(self.vocabulary.get, self.terms(text, tokens),
+                        itertools.repeat(_MISSING))
         else:
-            tokens = self.tokens(text)
+            tokens = self.tokens(text) if tokens is None else tokens
             found = itertools.chain(
                 map(self.vocabulary.get, tokens, itertools.repeat(_MISSING)),
                 map(self.pair_vocabulary.get, itertools.pairwise(tokens),
@@ -153,6 +155,67 @@ class DictPart:
     names: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class TopicPart:
+    """Word-use directions (`topics`): the text's TF-IDF vector over their own vocabulary,
+    projected onto them and scaled to unit length; one feature per direction."""
+
+    column: str
+    offset: int
+    weight: float
+    names: tuple[str, ...]
+    #: The directions' vocabulary and idf, cut into words as scikit-learn does.
+    text: TextPart
+    #: (vocabulary, directions), as stored.
+    projection: np.ndarray
+    #: The projection with each word's row times its idf: the unit-length result does not
+    #: depend on the TF-IDF vector's own length, so only tf x idf x projection is summed.
+    weighted: np.ndarray
+    indices: np.ndarray
+
+    def tokens(self, row: Row) -> list[str]:
+        if self.column != "topic":
+            return self.text.tokens(getattr(row, self.column))
+        # Words never span the newline that joins subject and body in `topic_text`.
+        return self.text.tokens(row.subject) + self.text.tokens(row.body)
+
+    def features(self, row: Row,
+                 tokens: list[str] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(global indices, values); `tokens`: `self.tokens(row)` if already cut."""
+        # The directions' vocabulary has single words only, so the tokens are the terms.
+        counted = Counter(self.text.known("", self.tokens(row) if tokens is None else tokens))
+        if not counted:
+            return None
+        n = len(counted)
+        positions = np.fromiter(counted.keys(), dtype=np.intp, count=n)
+        tf = np.fromiter(counted.values(), dtype=np.float64, count=n)
+        projected = (1.0 + np.log(tf)) @ self.weighted[positions]
+        norm = math.sqrt(float(projected @ projected))
+        if norm == 0.0:
+            return None
+        return self.indices, projected * (self.weight / norm)
+
+
+#: What each kind of directions reads (an input column) and calls its features: names of
+#: three or more words, which no TF-IDF feature (one or two words) can have.
+TOPIC_NAMES = {"topic": "text as a whole, direction", "quoted": "quoted text, direction"}
+
+
+def _topic_part(column: str, offset: int, weight: float, n_directions: int,
+                words_: tuple[str, ...], idf: np.ndarray, projection: np.ndarray,
+                token_pattern: str, lowercase: bool, strip_accents: bool) -> TopicPart:
+    if column not in TOPIC_NAMES:
+        raise ValueError(f"no topic directions read {column!r}")
+    if projection.shape != (len(words_), n_directions):
+        raise ValueError("the topic directions do not match their vocabulary")
+    text = _text_part(column, 0, 1.0, words_, idf, True, token_pattern, 1, lowercase,
+                      strip_accents)
+    names = tuple(f"{TOPIC_NAMES[column]} {i}" for i in range(n_directions))
+    return TopicPart(column, offset, weight, names, text, projection,
+                     np.ascontiguousarray(projection * idf[:, None]),
+                     offset + np.arange(n_directions))
+
+
 def _encode(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=STORED_DTYPE).tobytes()).decode()
 
@@ -172,7 +235,7 @@ class LinearScorer:
     """
 
     def __init__(self, classes: tuple[str, ...], coef_by_feature: np.ndarray,
-                 intercept: np.ndarray, parts: list[TextPart | DictPart]) -> None:
+                 intercept: np.ndarray, parts: list[TextPart | DictPart | TopicPart]) -> None:
         self.classes = classes
         # One row per feature, so a message's features gather as one fancy-index.
         self.coef_by_feature = np.ascontiguousarray(coef_by_feature, dtype=np.float64)
@@ -181,19 +244,39 @@ class LinearScorer:
         self.coef_mean = self.coef_by_feature.mean(axis=1)
         self.parts = parts
         self._offsets = [p.offset for p in parts]
+        #: Text columns whose words topic parts read too: cut once when they are cut the same
+        #: way (same pattern, case and accent handling), else each part cuts its own.
+        texts = {p.column: p for p in parts if isinstance(p, TextPart)}
+        shared: set[str] = set()
+        for topic in (p for p in parts if isinstance(p, TopicPart)):
+            wanted = _TOPIC_READS[topic.column]
+            if all(c in texts and _same_words(texts[c], topic.text) for c in wanted):
+                shared.update(wanted)
+        self._shared: frozenset[str] = frozenset(shared)
         n_features = sum(len(p.names) for p in parts)
         if self.coef_by_feature.shape != (n_features, len(classes)):
             raise ValueError("coefficients do not match the features and classes")
+
+    def _shared_tokens(self, part: TopicPart, shared: dict[str, list[str]]) -> list[str] | None:
+        """The words of `part`'s text, from the text columns' own cut, or None."""
+        wanted = _TOPIC_READS[part.column]
+        if not all(c in shared for c in wanted):
+            return None
+        if len(wanted) == 1:
+            return shared[wanted[0]]
+        return shared[wanted[0]] + shared[wanted[1]]
 
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline) -> LinearScorer:
         from sklearn.feature_extraction import DictVectorizer
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        from sluice.classifier.topics import TopicProjection
+
         columns = pipeline.named_steps["features"]
         model = pipeline.named_steps["model"]
         weights = columns.transformer_weights or {}
-        parts: list[TextPart | DictPart] = []
+        parts: list[TextPart | DictPart | TopicPart] = []
         for name, transformer, column in columns.transformers_:
             if transformer == "drop":
                 continue
@@ -225,6 +308,16 @@ class LinearScorer:
                     {str(k): int(v) for k, v in transformer.vocabulary_.items()},
                     tuple(str(n) for n in transformer.get_feature_names_out()),
                 ))
+            elif isinstance(transformer, TopicProjection) and transformer.space is not None:
+                vectorizer = transformer.space.vectorizer
+                parts.append(_topic_part(
+                    column_name, offset, weight, transformer.space.components.shape[0],
+                    tuple(str(n) for n in vectorizer.get_feature_names_out()),
+                    np.asarray(vectorizer.idf_, dtype=np.float64),
+                    np.ascontiguousarray(transformer.space.components.T),
+                    str(vectorizer.token_pattern), bool(vectorizer.lowercase),
+                    vectorizer.strip_accents == "unicode",
+                ))
             else:
                 raise ValueError(f"the fast scorer cannot read a {type(transformer).__name__}")
         return cls(tuple(str(c) for c in model.classes_),
@@ -244,6 +337,13 @@ class LinearScorer:
                               "token_pattern": part.token_pattern.pattern,
                               "ngram_max": part.ngram_max, "lowercase": part.lowercase,
                               "strip_accents": part.strip_accents})
+            elif isinstance(part, TopicPart):
+                text = part.text
+                parts.append({**common, "kind": "topics", "words": list(text.names),
+                              "idf": _encode(text.idf), "projection": _encode(part.projection),
+                              "token_pattern": text.token_pattern.pattern,
+                              "lowercase": text.lowercase,
+                              "strip_accents": text.strip_accents})
             else:
                 parts.append({**common, "kind": "dict"})
         return {"classes": list(self.classes), "intercept": _encode(self.intercept),
@@ -253,7 +353,7 @@ class LinearScorer:
     def from_document(cls, doc: dict[str, Any]) -> LinearScorer:
         """Rebuild from `to_document` output; raises ValueError/KeyError/TypeError if malformed."""
         classes = tuple(str(c) for c in doc["classes"])
-        parts: list[TextPart | DictPart] = []
+        parts: list[TextPart | DictPart | TopicPart] = []
         n_features = 0
         for spec in doc["parts"]:
             names = tuple(str(n) for n in spec["names"])
@@ -270,6 +370,15 @@ class LinearScorer:
                 ))
             elif spec["kind"] == "dict":
                 parts.append(DictPart(column, offset, weight, vocabulary, names))
+            elif spec["kind"] == "topics":
+                words_ = tuple(str(w) for w in spec["words"])
+                parts.append(_topic_part(
+                    column, offset, weight, len(names), words_,
+                    _decode(spec["idf"], (len(words_),)),
+                    _decode(spec["projection"], (len(words_), len(names))),
+                    str(spec["token_pattern"]), bool(spec["lowercase"]),
+                    bool(spec["strip_accents"]),
+                ))
             else:
                 raise ValueError(f"unknown feature part {spec['kind']!r}")
             n_features += len(names)
@@ -282,12 +391,22 @@ class LinearScorer:
         """The message's non-zero features as (indices, values), as the pipeline would make."""
         index_parts: list[np.ndarray] = []
         value_parts: list[np.ndarray] = []
+        shared: dict[str, list[str]] = {}
         for part in self.parts:
             if isinstance(part, TextPart):
-                found = _text(part, getattr(row, part.column))
-                if found is not None:
-                    index_parts.append(found[0])
-                    value_parts.append(found[1])
+                text = getattr(row, part.column)
+                tokens = None
+                if part.column in self._shared:
+                    tokens = shared[part.column] = part.tokens(text)
+                found = _text(part, text, tokens)
+            elif isinstance(part, TopicPart):
+                found = part.features(row, self._shared_tokens(part, shared))
+            else:
+                found = None
+            if found is not None:
+                index_parts.append(found[0])
+                value_parts.append(found[1])
+            if not isinstance(part, DictPart):
                 continue
             # The known, non-zero facts in the dict's order (no Python loop per fact).
             raw: dict[str, float] = getattr(row, part.column)
@@ -321,12 +440,14 @@ class LinearScorer:
         return part.column, part.names[index - part.offset]
 
 
-def _text(part: TextPart, text: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(global indices, tf-idf values) of the vocabulary terms in `text`, or None."""
+def _text(part: TextPart, text: str,
+          tokens: list[str] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(global indices, tf-idf values) of the vocabulary terms in `text`, or None.
+    `tokens`: `part.tokens(text)` if already cut."""
     # Look every term up and count the positions of the known ones, all in C (map, filter,
     # Counter: no Python loop per term). The positions come in the order of each known
     # term's first appearance, as counting the terms first would give them.
-    counted = Counter(part.known(text))
+    counted = Counter(part.known(text, tokens))
     if not counted:
         return None
     n = len(counted)
@@ -337,6 +458,15 @@ def _text(part: TextPart, text: str) -> tuple[np.ndarray, np.ndarray] | None:
     weighted = tf * part.idf[positions]
     weighted *= part.weight / math.sqrt(float(weighted @ weighted))
     return positions + part.offset, weighted
+
+
+#: The text columns whose words make each topic part's text (`features.topic_text`).
+_TOPIC_READS: dict[str, tuple[str, ...]] = {"topic": ("subject", "body"), "quoted": ("quoted",)}
+
+
+def _same_words(a: TextPart, b: TextPart) -> bool:
+    return (a.token_pattern.pattern, a.lowercase, a.strip_accents) == (
+        b.token_pattern.pattern, b.lowercase, b.strip_accents)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

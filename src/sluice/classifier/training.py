@@ -10,9 +10,10 @@ only, so that personal mail stays mail.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
@@ -27,6 +28,13 @@ from sluice.classifier.dataset import Example
 from sluice.classifier.features import Row, to_matrix, to_row
 from sluice.classifier.persist import ModelBundle
 from sluice.classifier.scoring import LinearScorer
+from sluice.classifier.topics import (
+    TopicProjection,
+    TopicSpace,
+    fit_topics,
+    quoted_text,
+    without_labeled,
+)
 from sluice.core.mail import Mail
 from sluice.core.parse import normalize_line_endings, parse
 from sluice.core.verdict import CATEGORIES
@@ -65,6 +73,12 @@ class Recipe:
     min_df: int = 2
     inner_folds: int = 3
     tune_direct_rule: bool = True
+    #: Word-use directions fitted on unlabeled mail (`topics`), used when training is given
+    #: unlabeled mail, and their column weight (docs/classifier.md, fifth round).
+    topic_dims: int = 100
+    topic_weight: float = 0.75
+    #: Directions of the quoted and forwarded text, fitted the same way (0: none).
+    quoted_topic_weight: float = 1.0
 
 
 @dataclass
@@ -78,21 +92,44 @@ class Prepared:
     second: np.ndarray
     weights: np.ndarray
     groups: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    #: Directions fitted on unlabeled mail (subject and new text; quoted text), or None to
+    #: train on the labels alone.
+    topics: TopicSpace | None = None
+    quoted_topics: TopicSpace | None = None
 
 
-def prepare(examples: Sequence[Example]) -> Prepared:
-    """Parse every example once; the same rows serve training, evaluation and baselines."""
+def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
+            topic_dims: int = Recipe.topic_dims, set_aside: Iterable[bytes] = ()) -> Prepared:
+    """Parse every example once; the same rows serve training, evaluation and baselines.
+
+    With `unlabeled` mail, word-use directions are fitted on it first, leaving out the
+    labeled messages, the `set_aside` ones (labels kept for a later check) and copies of
+    either.
+    """
     mails = [parse(normalize_line_endings(e.raw)) for e in examples]
+    rows = [to_row(m) for m in mails]
+    topics = quoted_topics = None
+    candidates = ((raw, mail, to_row(mail))
+                  for raw in unlabeled for mail in [parse(normalize_line_endings(raw))])
+    aside = [(raw, mail, to_row(mail))
+             for raw in set_aside for mail in [parse(normalize_line_endings(raw))]]
+    kept_rows, kept_raws = without_labeled(
+        candidates, [*zip([e.raw for e in examples], mails, rows, strict=True), *aside])
+    if kept_rows and topic_dims > 0:
+        topics = fit_topics(kept_rows, kept_raws, topic_dims)
+        quoted_topics = fit_topics(kept_rows, kept_raws, topic_dims, text=quoted_text)
     return Prepared(
         examples=list(examples),
         mails=mails,
-        rows=[to_row(m) for m in mails],
+        rows=rows,
         y=np.array([e.category for e in examples]),
         second=np.array([e.second for e in examples]),
         weights=np.array(
             [CORRECTION_WEIGHT if e.source == "correction" else 1.0 for e in examples]
         ),
         groups=thread_groups(mails),
+        topics=topics,
+        quoted_topics=quoted_topics,
     )
 
 
@@ -103,16 +140,22 @@ def _text_vectorizer(recipe: Recipe, max_features: int) -> TfidfVectorizer:
     )
 
 
-def build_pipeline(recipe: Recipe) -> Pipeline:
-    columns = ColumnTransformer(
-        [
-            ("subject", _text_vectorizer(recipe, recipe.max_features // 4), 0),
-            ("body", _text_vectorizer(recipe, recipe.max_features), 1),
-            ("quoted", _text_vectorizer(recipe, recipe.max_features // 4), 2),
-            ("headers", DictVectorizer(), 3),
-        ],
-        transformer_weights={"quoted": recipe.quoted_weight, "headers": recipe.header_weight},
-    )
+def build_pipeline(recipe: Recipe, topics: TopicSpace | None = None,
+                   quoted_topics: TopicSpace | None = None) -> Pipeline:
+    steps: list[tuple[str, Any, int]] = [
+        ("subject", _text_vectorizer(recipe, recipe.max_features // 4), 0),
+        ("body", _text_vectorizer(recipe, recipe.max_features), 1),
+        ("quoted", _text_vectorizer(recipe, recipe.max_features // 4), 2),
+        ("headers", DictVectorizer(), 3),
+    ]
+    weights = {"quoted": recipe.quoted_weight, "headers": recipe.header_weight}
+    if topics is not None and recipe.topic_weight > 0:
+        steps.append(("topic", TopicProjection(topics), 4))
+        weights["topic"] = recipe.topic_weight
+    if quoted_topics is not None and recipe.quoted_topic_weight > 0:
+        steps.append(("quoted_topic", TopicProjection(quoted_topics), 2))
+        weights["quoted_topic"] = recipe.quoted_topic_weight
+    columns = ColumnTransformer(steps, transformer_weights=weights)
     model = LogisticRegression(
         C=recipe.C, class_weight=recipe.class_weight, solver="newton-cg", max_iter=1000
     )
@@ -120,7 +163,7 @@ def build_pipeline(recipe: Recipe) -> Pipeline:
 
 
 def fit_pipeline(data: Prepared, index: np.ndarray, recipe: Recipe) -> Pipeline:
-    pipeline = build_pipeline(recipe)
+    pipeline = build_pipeline(recipe, data.topics, data.quoted_topics)
     rows = [data.rows[i] for i in index]
     y, weights = data.y[index], data.weights[index]
     if recipe.second_weight > 0:
@@ -281,6 +324,8 @@ def train(data: Prepared, index: np.ndarray | None = None, recipe: Recipe | None
             "examples": len(index),
             "corrections": corrections,
             "recipe": {k: v for k, v in vars(recipe).items()},
+            "unlabeled": ({"messages": data.topics.messages, "digest": data.topics.digest}
+                          if data.topics is not None else None),
         },
     )
 
@@ -288,7 +333,14 @@ def train(data: Prepared, index: np.ndarray | None = None, recipe: Recipe | None
 def _version(data: Prepared, index: np.ndarray, recipe: Recipe) -> str:
     """Names the training data and recipe: the same data and recipe give the same version,
     another recipe on the same data another one."""
-    digest = hashlib.sha256(repr(sorted(vars(recipe).items())).encode())
+    knobs: list[tuple[str, Any]] = list(vars(recipe).items())
+    if data.topics is None:
+        # Without unlabeled mail the topic knobs change nothing: a labels-only model keeps
+        # the version it had before they existed.
+        knobs = [(k, v) for k, v in knobs if "topic_" not in k]
+    digest = hashlib.sha256(repr(sorted(knobs)).encode())
+    if data.topics is not None:
+        digest.update(data.topics.digest.encode())
     for i in sorted(index.tolist()):
         digest.update(hashlib.sha256(data.examples[i].raw).digest())
         digest.update(data.examples[i].category.encode())

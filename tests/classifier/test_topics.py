@@ -1,0 +1,87 @@
+"""Word-use directions from unlabeled mail: fitted on unlabeled corpus mail only, never moved
+by the labeled folds, and scored by the fast scorer exactly as the pipeline scores them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sluice.classifier import persist
+from sluice.classifier.dataset import Example
+from sluice.classifier.features import to_row
+from sluice.classifier.model import Classifier
+from sluice.classifier.topics import TopicSpace, without_labeled
+from sluice.classifier.training import Prepared, prepare
+from sluice.cli import main
+from sluice.core.errors import ConfigError
+from sluice.core.parse import parse
+from sluice.core.verdict import CATEGORIES
+from tests.classifier.conftest import category_folders, unlabeled_raws
+
+
+def test_copies_of_labeled_mail_are_left_out(examples: list[Example]) -> None:
+    labeled_raws = [e.raw for e in examples[:30]]
+    labeled = [(raw, parse(raw), to_row(parse(raw))) for raw in labeled_raws]
+    fresh = unlabeled_raws(examples, 20)
+    # A labeled message that lost its Message-ID is still a copy (same subject and opening).
+    renamed = labeled_raws[0].replace(b"Message-ID:", b"X-Old-Message-ID:", 1)
+    candidates = [*fresh, labeled_raws[1], renamed, fresh[0]]
+    rows, kept = without_labeled(((r, parse(r), to_row(parse(r))) for r in candidates), labeled)
+    assert kept == fresh  # the labeled one, its copy and the repeated fresh one are dropped
+    assert len(rows) == len(kept)
+
+
+def test_training_does_not_move_the_directions(with_topics: Classifier,
+                                               spaces: dict[str, TopicSpace]) -> None:
+    pipeline = with_topics.bundle.pipeline
+    assert pipeline is not None
+    for step_name, column in (("topic", "topic"), ("quoted_topic", "quoted")):
+        step = pipeline.named_steps["features"].named_transformers_[step_name]
+        np.testing.assert_array_equal(step.space.components, spaces[column].components)
+        assert step.space.vectorizer.vocabulary_ == spaces[column].vectorizer.vocabulary_
+
+
+def test_json_model_with_topics_gives_the_same_answers(
+    tmp_path: Path, with_topics: Classifier, prepared: Prepared
+) -> None:
+    path = tmp_path / "model.json"
+    persist.save(with_topics.bundle, path)
+    loaded = Classifier.load(path)
+    rows = prepared.rows[1::9]
+    np.testing.assert_array_equal(loaded.predict_proba(rows), with_topics.predict_proba(rows))
+    assert [loaded.verdict(r) for r in rows[:40]] == [with_topics.verdict(r) for r in rows[:40]]
+    with pytest.raises(ConfigError, match="JSON"):
+        persist.save(with_topics.bundle, tmp_path / "model.skops")
+
+
+def test_prepare_fits_directions_only_on_unlabeled_mail(examples: list[Example]) -> None:
+    some = examples[:40]
+    raws = unlabeled_raws(examples, 150)
+    data = prepare(some, [some[0].raw, *raws], topic_dims=5)
+    assert data.topics is not None and data.quoted_topics is not None
+    assert data.topics.messages == len(raws)  # the labeled message offered was left out
+    assert prepare(some).topics is None
+
+
+def test_train_with_unlabeled_mail(tmp_path: Path, examples: list[Example],
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    data = category_folders(tmp_path / "data", per_category=12)
+    unlabeled = tmp_path / "unlabeled"
+    unlabeled.mkdir()
+    for n, raw in enumerate(unlabeled_raws(examples, 200)):
+        (unlabeled / f"{n}.eml").write_bytes(raw)
+    (unlabeled / "README.md").write_text("# not a message\n")
+    out = tmp_path / "model.json"
+    assert main(["train", "--data", str(data), "--unlabeled", str(unlabeled), "--out", str(out),
+                 "--no-corrections"]) == 0
+    document = json.loads(out.read_text())
+    assert document["metadata"]["unlabeled"]["messages"] == 200
+    kinds = [(p["kind"], p["column"]) for p in document["scorer"]["parts"]]
+    assert ("topics", "topic") in kinds and ("topics", "quoted") in kinds
+    assert main(["classify", "--json", "--model", str(out), str(data)]) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(answers) == 12 * len(CATEGORIES)
+    assert {a["category"] for a in answers} <= set(CATEGORIES)
