@@ -63,6 +63,13 @@ def test_names_made_only_of_markers_keep_a_key() -> None:
     assert document_key(".profile") == "profile"
 
 
+def test_a_name_that_is_a_marker_word_keeps_it_across_versions() -> None:
+    # found by the property test below: "update" is a marker word and the document's name
+    assert document_key("Update v2.pdf") == document_key("update.pdf") == "update.pdf"
+    assert document_key("update final.pdf") == "update.pdf"
+    assert document_key("Copy of draft (2).docx") == "copy of.docx"
+
+
 def test_subject_titles_lose_markers_too() -> None:
     assert title_key("Sales deck (updated) v4 – 2024-03-01") == title_key("Sales deck")
     assert title_key("Sales deck") == "sales deck"

@@ -70,16 +70,16 @@ def title_key(title: str) -> str:
     """A name without version markers, copy counters, dates, "final"/"updated", case and
     punctuation: what stays the same from one version of a document to the next."""
     text = unicodedata.normalize("NFKC", title).lower().replace("_", " ")
-    text = _DATE.sub(" ", text)
-    text = _VERSION.sub(" ", text)
-    text = _COPY_COUNTER.sub(" ", text)
-    text = _MARKER_WORDS.sub(" ", text)
-    words = _WORD.findall(text.replace("_", " "))
-    if words:
+    # Versions, dates and copy counters are never a name; marker words may be one ("Update
+    # v2.pdf" is a version of "Update.pdf"). A name of marker words only is known by its
+    # first ("Update final.pdf" is "Update.pdf" too); a name of nothing but versions and
+    # dates ("2024-03-01.pdf") by itself.
+    unmarked = _COPY_COUNTER.sub(" ", _VERSION.sub(" ", _DATE.sub(" ", text)))
+    if words := _WORD.findall(_MARKER_WORDS.sub(" ", unmarked)):
         return " ".join(words)
-    # Nothing but markers ("final.pdf", "2024-03-01.pdf"): the name itself is the identity.
-    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", title).lower()
-                                  .replace("_", " ")))
+    if first_marker := _MARKER_WORDS.search(unmarked):
+        return " ".join(_WORD.findall(first_marker.group(0)))
+    return " ".join(_WORD.findall(text))
 
 
 def document_key(filename: str) -> str:
