@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 #: Coefficients and idf are stored as float32 (the fitted model is rounded to match).
 STORED_DTYPE = "<f4"
+#: Topic projections are stored as float16 when they are float16 values (as
+#: `topics.fit_topics` makes them), else as float32: they are most of a model file.
+PROJECTION_DTYPES = ("<f2", STORED_DTYPE)
 #: The position of a term not in the vocabulary (an int, so `__ne__` answers a bool).
 _MISSING = -1
 
@@ -216,15 +219,24 @@ def _topic_part(column: str, offset: int, weight: float, n_directions: int,
                      offset + np.arange(n_directions))
 
 
-def _encode(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array, dtype=STORED_DTYPE).tobytes()).decode()
+def _encode(array: np.ndarray, dtype: str = STORED_DTYPE) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode()
 
 
-def _decode(text: str, shape: tuple[int, ...]) -> np.ndarray:
-    flat = np.frombuffer(base64.b64decode(text, validate=True), dtype=STORED_DTYPE)
+def _decode(text: str, shape: tuple[int, ...], dtype: str = STORED_DTYPE) -> np.ndarray:
+    flat = np.frombuffer(base64.b64decode(text, validate=True), dtype=dtype)
     if flat.size != math.prod(shape):
         raise ValueError(f"array of {flat.size} values, expected shape {shape}")
     return flat.astype(np.float64).reshape(shape)
+
+
+def _projection_dtype(projection: np.ndarray) -> str:
+    """The smallest of `PROJECTION_DTYPES` that holds every value exactly."""
+    for dtype in PROJECTION_DTYPES:
+        with np.errstate(over="ignore"):
+            if np.array_equal(projection.astype(dtype), projection):
+                return dtype
+    return STORED_DTYPE
 
 
 class LinearScorer:
@@ -339,8 +351,11 @@ class LinearScorer:
                               "strip_accents": part.strip_accents})
             elif isinstance(part, TopicPart):
                 text = part.text
+                dtype = _projection_dtype(part.projection)
                 parts.append({**common, "kind": "topics", "words": list(text.names),
-                              "idf": _encode(text.idf), "projection": _encode(part.projection),
+                              "idf": _encode(text.idf),
+                              "projection": _encode(part.projection, dtype),
+                              "projection_dtype": dtype,
                               "token_pattern": text.token_pattern.pattern,
                               "lowercase": text.lowercase,
                               "strip_accents": text.strip_accents})
@@ -372,10 +387,13 @@ class LinearScorer:
                 parts.append(DictPart(column, offset, weight, vocabulary, names))
             elif spec["kind"] == "topics":
                 words_ = tuple(str(w) for w in spec["words"])
+                dtype = spec.get("projection_dtype", STORED_DTYPE)
+                if dtype not in PROJECTION_DTYPES:
+                    raise ValueError(f"unknown projection dtype {dtype!r}")
                 parts.append(_topic_part(
                     column, offset, weight, len(names), words_,
                     _decode(spec["idf"], (len(words_),)),
-                    _decode(spec["projection"], (len(words_), len(names))),
+                    _decode(spec["projection"], (len(words_), len(names)), dtype),
                     str(spec["token_pattern"]), bool(spec["lowercase"]),
                     bool(spec["strip_accents"]),
                 ))
