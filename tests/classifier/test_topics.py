@@ -3,8 +3,10 @@ by the labeled folds, and scored by the fast scorer exactly as the pipeline scor
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,6 +57,45 @@ def test_json_model_with_topics_gives_the_same_answers(
     assert [loaded.verdict(r) for r in rows[:40]] == [with_topics.verdict(r) for r in rows[:40]]
     with pytest.raises(ConfigError, match="JSON"):
         persist.save(with_topics.bundle, tmp_path / "model.skops")
+
+
+def _topic_specs(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [spec for spec in document["scorer"]["parts"] if spec["kind"] == "topics"]
+
+
+def test_projections_are_stored_as_float16(tmp_path: Path, with_topics: Classifier,
+                                           prepared: Prepared) -> None:
+    """The fitted directions are float16 values, so the file holds them in half the bytes
+    of float32 and loses nothing; a file of the earlier layout (float32, no dtype named)
+    still loads to the same answers."""
+    path = tmp_path / "model.json"
+    persist.save(with_topics.bundle, path)
+    document = json.loads(path.read_text())
+    specs = _topic_specs(document)
+    assert [spec["projection_dtype"] for spec in specs] == ["<f2", "<f2"]
+    for spec in specs:
+        stored = base64.b64decode(spec["projection"])
+        assert len(stored) == 2 * len(spec["words"]) * len(spec["names"])
+        wide = np.frombuffer(stored, dtype="<f2").astype("<f4")
+        spec["projection"] = base64.b64encode(wide.tobytes()).decode()
+        del spec["projection_dtype"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(document))
+    rows = prepared.rows[1::9]
+    np.testing.assert_array_equal(Classifier.load(older).predict_proba(rows),
+                                  with_topics.predict_proba(rows))
+
+
+@pytest.mark.parametrize("dtype", ["<f8", "|O", "<i2", ["<f2"], None])
+def test_a_projection_of_another_dtype_is_refused(tmp_path: Path, with_topics: Classifier,
+                                                  dtype: Any) -> None:
+    path = tmp_path / "model.json"
+    persist.save(with_topics.bundle, path)
+    document = json.loads(path.read_text())
+    _topic_specs(document)[1]["projection_dtype"] = dtype
+    path.write_text(json.dumps(document))
+    with pytest.raises(persist.UntrustedModelError):
+        Classifier.load(path)
 
 
 def test_prepare_fits_directions_only_on_unlabeled_mail(examples: list[Example]) -> None:

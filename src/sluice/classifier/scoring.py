@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 #: Coefficients and idf are stored as float32 (the fitted model is rounded to match).
 STORED_DTYPE = "<f4"
+#: Topic projections are stored as float16 when they are float16 values (as
+#: `topics.fit_topics` makes them), else as float32: they are most of a model file.
+PROJECTION_DTYPES = ("<f2", STORED_DTYPE)
 #: The position of a term not in the vocabulary (an int, so `__ne__` answers a bool).
 _MISSING = -1
 
@@ -131,7 +134,9 @@ _ONE = 1
 def _text_part(column: str, offset: int, weight: float, names: tuple[str, ...],
                idf: np.ndarray, sublinear: bool, token_pattern: str, ngram_max: int,
                lowercase: bool, strip_accents: bool) -> TextPart:
-    pairs = [name.split(" ") for name in names if name.count(" ") == 1]
+    # Word pairs matter only with ngram_max 2 or more (a topic vocabulary of ~30,000 single
+    # words need not be scanned for them when a model loads).
+    pairs = [name.split(" ") for name in names if name.count(" ") == 1] if ngram_max > 1 else []
     pair_vocabulary = None
     if ngram_max == 2 and token_pattern in _SAME_TOKENS:
         pair_vocabulary = {(a, b): i for i, name in enumerate(names) if name.count(" ") == 1
@@ -166,7 +171,8 @@ class TopicPart:
     names: tuple[str, ...]
     #: The directions' vocabulary and idf, cut into words as scikit-learn does.
     text: TextPart
-    #: (vocabulary, directions), as stored.
+    #: (vocabulary, directions), as stored: float16 when its values are (`_compact`), so a
+    #: loaded model holds it in a quarter of the memory; only saving reads it.
     projection: np.ndarray
     #: The projection with each word's row times its idf: the unit-length result does not
     #: depend on the TF-IDF vector's own length, so only tf x idf x projection is summed.
@@ -211,20 +217,40 @@ def _topic_part(column: str, offset: int, weight: float, n_directions: int,
     text = _text_part(column, 0, 1.0, words_, idf, True, token_pattern, 1, lowercase,
                       strip_accents)
     names = tuple(f"{TOPIC_NAMES[column]} {i}" for i in range(n_directions))
-    return TopicPart(column, offset, weight, names, text, projection,
-                     np.ascontiguousarray(projection * idf[:, None]),
+    # Widened to float64 inside the product (exact for float16/float32 values): the same
+    # numbers as multiplying a float64 copy, without allocating one.
+    weighted = np.multiply(projection, idf[:, None], dtype=np.float64)
+    return TopicPart(column, offset, weight, names, text, _compact(projection), weighted,
                      offset + np.arange(n_directions))
 
 
-def _encode(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array, dtype=STORED_DTYPE).tobytes()).decode()
+def _encode(array: np.ndarray, dtype: str = STORED_DTYPE) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode()
 
 
-def _decode(text: str, shape: tuple[int, ...]) -> np.ndarray:
-    flat = np.frombuffer(base64.b64decode(text, validate=True), dtype=STORED_DTYPE)
+def _decode(text: str, shape: tuple[int, ...], dtype: str = STORED_DTYPE,
+            widen: bool = True) -> np.ndarray:
+    """The array, as float64 (`widen`) or as stored (read-only)."""
+    flat = np.frombuffer(base64.b64decode(text, validate=True), dtype=dtype)
     if flat.size != math.prod(shape):
         raise ValueError(f"array of {flat.size} values, expected shape {shape}")
-    return flat.astype(np.float64).reshape(shape)
+    return (flat.astype(np.float64) if widen else flat).reshape(shape)
+
+
+def _projection_dtype(projection: np.ndarray) -> str:
+    """The smallest of `PROJECTION_DTYPES` that holds every value exactly."""
+    for dtype in PROJECTION_DTYPES:
+        with np.errstate(over="ignore"):
+            if np.array_equal(projection.astype(dtype), projection):
+                return dtype
+    return STORED_DTYPE
+
+
+def _compact(projection: np.ndarray) -> np.ndarray:
+    """`projection` in the smallest dtype that holds it exactly."""
+    if projection.dtype in (np.float16, np.float32):  # as a model file holds it
+        return projection
+    return np.asarray(projection, dtype=_projection_dtype(projection))
 
 
 class LinearScorer:
@@ -339,8 +365,11 @@ class LinearScorer:
                               "strip_accents": part.strip_accents})
             elif isinstance(part, TopicPart):
                 text = part.text
+                dtype = _projection_dtype(part.projection)
                 parts.append({**common, "kind": "topics", "words": list(text.names),
-                              "idf": _encode(text.idf), "projection": _encode(part.projection),
+                              "idf": _encode(text.idf),
+                              "projection": _encode(part.projection, dtype),
+                              "projection_dtype": dtype,
                               "token_pattern": text.token_pattern.pattern,
                               "lowercase": text.lowercase,
                               "strip_accents": text.strip_accents})
@@ -372,10 +401,14 @@ class LinearScorer:
                 parts.append(DictPart(column, offset, weight, vocabulary, names))
             elif spec["kind"] == "topics":
                 words_ = tuple(str(w) for w in spec["words"])
+                dtype = spec.get("projection_dtype", STORED_DTYPE)
+                if dtype not in PROJECTION_DTYPES:
+                    raise ValueError(f"unknown projection dtype {dtype!r}")
                 parts.append(_topic_part(
                     column, offset, weight, len(names), words_,
                     _decode(spec["idf"], (len(words_),)),
-                    _decode(spec["projection"], (len(words_), len(names))),
+                    _decode(spec["projection"], (len(words_), len(names)), dtype,
+                            widen=False),
                     str(spec["token_pattern"]), bool(spec["lowercase"]),
                     bool(spec["strip_accents"]),
                 ))

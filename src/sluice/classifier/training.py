@@ -341,6 +341,8 @@ def _version(data: Prepared, index: np.ndarray, recipe: Recipe) -> str:
     digest = hashlib.sha256(repr(sorted(knobs)).encode())
     if data.topics is not None:
         digest.update(data.topics.digest.encode())
+        # The directions are rounded to float16 (float32 before): another model.
+        digest.update(b"float16")
     for i in sorted(index.tolist()):
         digest.update(hashlib.sha256(data.examples[i].raw).digest())
         digest.update(data.examples[i].category.encode())
