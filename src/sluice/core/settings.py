@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     data_idle_timeout: float = 180.0
     #: Ledger entries older than this are forgotten (longer than any MTA retries).
     ledger_retention_days: float = 7.0
-    #: `sluice db prune` deletes message facts, finished outbox jobs, sent digest items and
-    #: orphaned blobs older than this (0: keep everything unless --older-than is given).
+    #: History older than this is deleted (message facts, finished outbox jobs, sent digest
+    #: items, orphaned blobs): by `sluice db prune`, and hourly by every gateway and worker
+    #: node when set. 0: keep everything (`sluice db prune --older-than` still works).
     retention_days: float = Field(default=0.0, ge=0)
 
     # Classification: every recorded message carries its verdict.
@@ -191,6 +192,14 @@ class Settings(BaseSettings):
                 and int(minute) < 60):
             raise ValueError("expected HH:MM (24-hour clock, UTC)")
         return f"{int(hour):02d}:{int(minute):02d}"
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_floor(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("must be 0 (keep everything) or at least 1 day: mail in flight "
+                             "could lose its records")
+        return value
 
     @field_validator("max_recipients")
     @classmethod

@@ -361,13 +361,27 @@ class Gateway:
         return [s.sockets[0].getsockname()[1] for s in self.servers if s.sockets]
 
     async def _prune_ledger(self) -> None:
+        """Every hour: the ledger, and the older history when `retention_days` is set (in a
+        thread: it runs in short batches beside the store's writer)."""
         from datetime import timedelta
 
+        from sluice.core.retention import prune
+
+        ledger = timedelta(days=self.settings.ledger_retention_days)
         while True:
             try:
-                await self.store.prune_ledger(timedelta(days=self.settings.ledger_retention_days))
+                await self.store.prune_ledger(ledger)
             except Exception:
                 log.exception("ledger pruning failed")
+            if self.settings.retention_days:
+                try:
+                    counts = await asyncio.to_thread(
+                        prune, self.engine, timedelta(days=self.settings.retention_days),
+                        ledger_older_than=ledger)
+                    if counts.message or counts.blob or counts.outbox_job:
+                        log.info("retention: deleted %s", ", ".join(counts.lines()))
+                except Exception:
+                    log.exception("retention pruning failed")
             await asyncio.sleep(LEDGER_PRUNE_INTERVAL)
 
     async def stop(self, grace: float | None = None,
