@@ -179,3 +179,19 @@ def test_db_prune_refuses_a_database_not_at_the_newest_revision(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "prune", "--data-dir", str(tmp_path), "--older-than", "30"]) == 1
     assert "sluice db upgrade" in capsys.readouterr().err
+
+
+def test_every_column_holding_a_blob_hash_is_a_known_reference() -> None:
+    """A new table that stores a blob's sha256 must join retention.BLOB_REFERENCES."""
+    from sqlmodel import SQLModel
+
+    import sluice.core.tables_analysis
+    import sluice.core.tables_people
+    import sluice.core.tables_watch  # noqa: F401  (every table in the metadata)
+    from sluice.core.retention import BLOB_REFERENCES
+
+    not_blobs = {"api_token.token_sha256", "web_session.id_sha256", "blob.sha256"}
+    found = {f"{table.name}.{column.name}" for table in SQLModel.metadata.tables.values()
+             for column in table.columns if column.name.endswith("sha256")}
+    known = {f"{ref.table.name}.{ref.name}" for ref in (col(r) for r in BLOB_REFERENCES)}
+    assert found - not_blobs == known

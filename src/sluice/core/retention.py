@@ -115,20 +115,24 @@ def _sent_digest_items(cutoff: datetime) -> list[Any]:
     return [col(DigestItem.sent_at).is_not(None), col(DigestItem.sent_at) < cutoff]
 
 
+#: Every column that holds the sha256 of a blob. A new one must be added here, or prune
+#: would delete blobs it needs (tests/core/test_retention.py checks the tables for more).
+BLOB_REFERENCES: tuple[Any, ...] = (
+    OutboxJob.raw_sha256, SpacePost.raw_sha256, PostAttachment.sha256, DocumentVersion.sha256)
+
+
 def _unreferenced(cutoff: datetime, *, jobs_kept_only: bool = False) -> list[Any]:
-    """Blobs older than the cut-off that no row points at. Everything that points at a blob
-    is listed here; a new table that stores a sha256 of a blob must be added.
+    """Blobs older than the cut-off that no row points at.
     `jobs_kept_only`: count only the outbox jobs a prune keeps (for the dry run)."""
     sha = col(Blob.sha256)
-    job_refers = col(OutboxJob.raw_sha256) == sha
-    if jobs_kept_only:
-        job_refers = job_refers & ((col(OutboxJob.state) == PENDING)
-                                   | (col(OutboxJob.created_at) >= cutoff))
-    return [col(Blob.created_at) < cutoff,
-            ~exists().where(job_refers),
-            ~exists().where(col(SpacePost.raw_sha256) == sha),
-            ~exists().where(col(PostAttachment.sha256) == sha),
-            ~exists().where(col(DocumentVersion.sha256) == sha)]
+    conditions = [col(Blob.created_at) < cutoff]
+    for reference in BLOB_REFERENCES:
+        refers = col(reference) == sha
+        if jobs_kept_only and reference is OutboxJob.raw_sha256:
+            refers = refers & ((col(OutboxJob.state) == PENDING)
+                               | (col(OutboxJob.created_at) >= cutoff))
+        conditions.append(~exists().where(refers))
+    return conditions
 
 
 def _prune_blobs(engine: Engine, cutoff: datetime, batch: int) -> tuple[int, int]:
