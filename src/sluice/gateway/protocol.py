@@ -82,7 +82,7 @@ class _GatewayProtocol(SMTP):
         match = _PLAIN_PATH.match(arg)
         rest = arg[match.end():].lstrip(" \t") if match else ""
         if match is None or rest.startswith("("):  # a comment: the grammar's business
-            return super()._getaddr(arg)  # type: ignore[no-any-return]
+            return super()._getaddr(arg)
         addr = match.group(1)
         if self.local_part_limit and addr.rindex("@") > self.local_part_limit:
             return None, None

@@ -421,7 +421,7 @@ class Gateway:
         while any(s.transport is not None for s in self.sessions) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         for session in list(self.sessions):
-            if session.transport is not None:
+            if isinstance(session.transport, asyncio.WriteTransport):
                 session.transport.abort()
         for _ in range(3):
             await asyncio.sleep(0)

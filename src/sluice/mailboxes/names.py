@@ -21,7 +21,7 @@ def display_name(raw: bytes) -> str:
         return text
     if imap_utf7.encode(decoded) != raw or any(ord(c) < 32 for c in decoded):
         return text  # not valid modified UTF-7: show the name as spelled
-    return decoded
+    return str(decoded)
 
 
 def wire_name(display: str) -> bytes:

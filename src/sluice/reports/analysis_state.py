@@ -175,7 +175,7 @@ class AnalysisState:
 
     def counts(self, run: int, kind: str, *, order: str = "k1, k2",
                limit: int = -1) -> list[tuple[str, str, int, int, int, int]]:
-        return [tuple(r) for r in self.db.execute(  # type: ignore[misc]
+        return [tuple(r) for r in self.db.execute(
             "SELECT k1, k2, messages, deliveries, diverted, audit FROM counts "
             f"WHERE run = ? AND kind = ? ORDER BY {order} LIMIT ?",
             (run, kind, limit))]

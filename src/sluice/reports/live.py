@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -333,8 +333,10 @@ def space_reach(conn: Connection, period: Period, recipient: str | None = None) 
               .join(_post, _post.c.fingerprint == _message.c.fingerprint)
               .outerjoin(_read, and_(_read.c.post_id == _post.c.id,
                                      _read.c.user == func.lower(o.recipient))))
-    statement = select(func.count(distinct(o.id)), func.count(distinct(read_outcome)))
-    statement = _where(statement.select_from(joined), period, recipient).where(
+    counted = select(func.count(distinct(o.id)), func.count(distinct(read_outcome)))
+    # _where takes any select; this one's two columns make a different generic type.
+    statement = _where(cast("Select[Any]", counted.select_from(joined)), period,
+                       recipient).where(
         o.status == "diverted", j.state != FALLBACK)
     diverted, read = conn.execute(statement).one()
     return SpaceReach(int(diverted), int(read))
