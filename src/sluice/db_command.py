@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluice.core.settings import load_settings
+from sluice.core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,13 +65,16 @@ def _action(actions: Any, name: str, func: Any, text: str) -> argparse.ArgumentP
     return parser
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, data_dir=args.data_dir, database_url=args.database_url)
+
+
 @contextmanager
-def _database(args: argparse.Namespace) -> Iterator[Engine]:
+def _database(args: argparse.Namespace, settings: Settings | None = None) -> Iterator[Engine]:
     """The database the options, the config file and SLUICE_* name; closed afterwards."""
     from sluice.core.db import make_engine
 
-    engine = make_engine(load_settings(args.config, data_dir=args.data_dir,
-                                       database_url=args.database_url))
+    engine = make_engine(settings or _settings(args))
     try:
         yield engine
     finally:
@@ -132,15 +135,14 @@ def run_prune(args: argparse.Namespace) -> int:
     from sluice.core.errors import ConfigError
     from sluice.core.retention import prune
 
-    settings = load_settings(args.config, data_dir=args.data_dir,
-                             database_url=args.database_url)
+    settings = _settings(args)
     days = args.older_than if args.older_than is not None else settings.retention_days
     if not days:
         print("sluice db prune: give --older-than DAYS or set retention_days", file=sys.stderr)
         return 2
     from sluice.core import migrations
 
-    with _database(args) as engine:
+    with _database(args, settings) as engine:
         with engine.connect() as conn:
             current = migrations.current_revisions(conn)
         if current != (migrations.head(),):

@@ -54,7 +54,9 @@ class PruneCounts:
 def prune(engine: Engine, older_than: timedelta, *, ledger_older_than: timedelta | None = None,
           now: datetime | None = None, batch: int = DEFAULT_BATCH,
           dry_run: bool = False) -> PruneCounts:
-    """Delete history older than `older_than` (see the module's docstring for what)."""
+    """Delete history older than `older_than` (see the module's docstring for what);
+    ledger rows older than `ledger_older_than` when given (nodes prune their ledger
+    through the store's writer already, and pass None)."""
     if older_than < MIN_RETENTION:
         raise ConfigError(f"retention of {older_than} is shorter than the minimum "
                           f"{MIN_RETENTION}: mail in flight could lose its records")
@@ -62,7 +64,8 @@ def prune(engine: Engine, older_than: timedelta, *, ledger_older_than: timedelta
         raise ConfigError("the batch size must be at least 1")
     moment = now or utcnow()
     cutoff = moment - older_than
-    ledger_cutoff = moment - max(ledger_older_than or older_than, MIN_RETENTION)
+    ledger_cutoff = (moment - max(ledger_older_than, MIN_RETENTION)
+                     if ledger_older_than is not None else None)
     if dry_run:
         return _count(engine, cutoff, ledger_cutoff)
     outcomes, messages = _prune_messages(engine, cutoff, batch)
@@ -70,8 +73,9 @@ def prune(engine: Engine, older_than: timedelta, *, ledger_older_than: timedelta
         *_finished_jobs(cutoff)))
     digests = _in_batches(engine, batch, DigestItem, select(col(DigestItem.id)).where(
         *_sent_digest_items(cutoff)))
-    ledger = _in_batches(engine, batch, LedgerEntry, select(col(LedgerEntry.id)).where(
-        col(LedgerEntry.at) < ledger_cutoff))
+    ledger = 0 if ledger_cutoff is None else _in_batches(
+        engine, batch, LedgerEntry, select(col(LedgerEntry.id)).where(
+            col(LedgerEntry.at) < ledger_cutoff))
     blobs, blob_bytes = _prune_blobs(engine, cutoff, batch)
     return PruneCounts(message=messages, recipient_outcome=outcomes, outbox_job=jobs,
                        digest_item=digests, ledger=ledger, blob=blobs, blob_bytes=blob_bytes)
@@ -162,7 +166,7 @@ def _prune_blobs(engine: Engine, cutoff: datetime, batch: int) -> tuple[int, int
             return count, size
 
 
-def _count(engine: Engine, cutoff: datetime, ledger_cutoff: datetime) -> PruneCounts:
+def _count(engine: Engine, cutoff: datetime, ledger_cutoff: datetime | None) -> PruneCounts:
     old_messages = select(col(MessageRecord.id)).where(col(MessageRecord.received_at) < cutoff)
     with engine.connect() as conn:
         def number(statement: Any) -> int:
@@ -176,5 +180,6 @@ def _count(engine: Engine, cutoff: datetime, ledger_cutoff: datetime) -> PruneCo
                 col(RecipientOutcome.message_pk).in_(old_messages))),
             outbox_job=number(select(func.count()).where(*_finished_jobs(cutoff))),
             digest_item=number(select(func.count()).where(*_sent_digest_items(cutoff))),
-            ledger=number(select(func.count()).where(col(LedgerEntry.at) < ledger_cutoff)),
+            ledger=0 if ledger_cutoff is None else number(
+                select(func.count()).where(col(LedgerEntry.at) < ledger_cutoff)),
             blob=int(blobs[0]), blob_bytes=int(blobs[1]))

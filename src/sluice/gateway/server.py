@@ -376,8 +376,7 @@ class Gateway:
             if self.settings.retention_days:
                 try:
                     counts = await asyncio.to_thread(
-                        prune, self.engine, timedelta(days=self.settings.retention_days),
-                        ledger_older_than=ledger)
+                        prune, self.engine, timedelta(days=self.settings.retention_days))
                     if counts.message or counts.blob or counts.outbox_job:
                         log.info("retention: deleted %s", ", ".join(counts.lines()))
                 except Exception:
