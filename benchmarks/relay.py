@@ -27,6 +27,10 @@ measured against it, in the same run, with the same load client (Postfix's smtp-
                message to the channel: posted only, nothing relayed (the sink must receive
                nothing). The other shape of diversion, reported beside the copy targets; the
                issue-4 target is measured on ``copy``, the dearer shape.
+- ``copy-pg``, ``split-pg`` (with ``--postgres``): ``copy`` and ``split`` on PostgreSQL (a
+               cluster of its own, tests/pg.py: Debian's binaries, fsync and synchronous_commit
+               on; a database per target), the store of several gateway nodes. Their "CPU in
+               all" includes every process of the cluster.
 
 For the diverting targets a run ends when every post is published, not at the last 250:
 the benchmark waits until the outbox holds no pending job and checks that the channel
@@ -64,6 +68,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -73,12 +78,16 @@ KB = 1024
 #: Message payload sizes (smtp-source -l; its own headers add about 120 bytes).
 SIZES: dict[str, int] = {"4 KB": 4 * KB, "100 KB": 100 * KB}
 SESSIONS: tuple[int, ...] = (1, 20)
-TARGETS: tuple[str, ...] = ("sink", "bare", "sluice", "classify", "copy", "split", "divert")
+TARGETS: tuple[str, ...] = ("sink", "bare", "sluice", "classify", "copy", "split", "divert",
+                             "copy-pg", "split-pg")
 TARGET_TITLES = {"sink": "smtp-sink", "bare": "bare relay", "sluice": "Sluice",
                  "classify": "Sluice+clf", "copy": "Sluice+copy", "split": "copy+worker",
-                 "divert": "Sluice+divert"}
+                 "divert": "Sluice+divert", "copy-pg": "copy on PG",
+                 "split-pg": "copy+worker on PG"}
 #: Targets that post every message into the shared space.
-DIVERTING = ("copy", "split", "divert")
+DIVERTING = ("copy", "split", "divert", "copy-pg", "split-pg")
+#: Targets on PostgreSQL (`--postgres`).
+ON_POSTGRES = ("copy-pg", "split-pg")
 #: Targets that post without relaying: the sink must receive nothing from them.
 POST_ONLY = ("divert",)
 #: A run of a diverting target fails if its posts are not all published this long after
@@ -142,6 +151,24 @@ def find_binary(name: str) -> str:
     if path is None:
         raise SystemExit(f"{name} not found: install Postfix (Debian package `postfix`)")
     return path
+
+
+def parent_pid(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def cluster_cpu_seconds(postmaster: int) -> float:
+    """CPU time of a PostgreSQL cluster: the postmaster and every process it forked that
+    is alive now (the gateway's and the worker's pooled connections stay open for a run)."""
+    total = cpu_seconds(postmaster)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and parent_pid(int(entry.name)) == postmaster:
+            total += cpu_seconds(int(entry.name))
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
@@ -348,7 +375,9 @@ class Target:
     name: str
     relay: Child | None  # None: smtp-sink directly
     worker: Child | None = None  # the split deployment's `sluice worker`
-    database: Path | None = None  # diverting targets: the outbox and the space
+    #: Diverting targets: the outbox and the space (an SQLite file or a PostgreSQL URL).
+    database: Path | str | None = None
+    postmaster: int = 0  # PostgreSQL targets: the cluster, whose CPU counts in all
 
     @property
     def port(self) -> int:
@@ -356,9 +385,11 @@ class Target:
         return self.relay.port
 
     def cpu(self) -> tuple[float, float]:
-        """CPU seconds so far of the relay and of the separate worker (0 without one)."""
+        """CPU seconds so far of the relay and of everything else that works for it: the
+        separate worker, the PostgreSQL cluster (0 without them)."""
         return (self.relay.cpu() if self.relay else 0.0,
-                self.worker.cpu() if self.worker else 0.0)
+                (self.worker.cpu() if self.worker else 0.0)
+                + (cluster_cpu_seconds(self.postmaster) if self.postmaster else 0.0))
 
     def log_tail(self) -> str:
         tails = [f"{c.name} log:\n{c.log_tail()}" for c in (self.relay, self.worker) if c]
@@ -383,15 +414,25 @@ def run_source(port: int, *, sessions: int, count: int, length: int,
     return elapsed
 
 
-def space_counts(database: Path) -> tuple[int, int, int]:
+_COUNT_JOBS = ("SELECT coalesce(sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0), "
+               "coalesce(sum(CASE WHEN state NOT IN ('pending', 'done') THEN 1 ELSE 0 END), 0) "
+               "FROM outbox_job")
+
+
+def space_counts(database: Path | str) -> tuple[int, int, int]:
     """Outbox jobs not yet finished, jobs that ended other than published, and posts."""
+    if isinstance(database, str):
+        import psycopg
+
+        with psycopg.connect(database.replace("postgresql+psycopg://", "postgresql://")) as pg:
+            pending, other = pg.execute(_COUNT_JOBS).fetchone() or (0, 0)
+            posts = (pg.execute("SELECT count(*) FROM space_post").fetchone() or (0,))[0]
+        return int(pending), int(other), int(posts)
     if not database.exists():
         return 0, 0, 0
     with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
         try:
-            pending, other = conn.execute(
-                "SELECT coalesce(sum(state = 'pending'), 0), "
-                "coalesce(sum(state NOT IN ('pending', 'done')), 0) FROM outbox_job").fetchone()
+            pending, other = conn.execute(_COUNT_JOBS).fetchone()
             posts = conn.execute("SELECT count(*) FROM space_post").fetchone()[0]
         except sqlite3.OperationalError:  # tables not created yet
             return 0, 0, 0
@@ -490,8 +531,28 @@ def sluice_args(port: int, upstream: str, data_dir: Path, *extra: str) -> list[s
 
 
 @contextlib.contextmanager
-def started_targets(workdir: Path, sink: Sink, names: Sequence[str],
-                    bare_per_message: bool) -> Iterator[dict[str, Target]]:
+def postgres_cluster(needed: bool) -> Iterator[Any]:
+    """A PostgreSQL cluster of its own for the PostgreSQL targets (None when not needed)."""
+    if not needed:
+        yield None
+        return
+    sys.path.insert(0, str(REPO))
+    from tests.pg import PostgresServer
+
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def postmaster_pid(server: Any) -> int:
+    return int((server.data / "postmaster.pid").read_text().split()[0])
+
+
+@contextlib.contextmanager
+def started_targets(workdir: Path, sink: Sink, names: Sequence[str], bare_per_message: bool,
+                    postgres: Any = None) -> Iterator[dict[str, Target]]:
     """Every relay under test, each in its own process, all relaying to the one sink."""
     started: dict[str, Target] = {}
     rules = workdir / "copy-rules.yaml"
@@ -506,6 +567,11 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str],
             port = free_port()
             worker_args: list[str] = []
             data = workdir / f"sluice-{name}-data"
+            database: Path | str | None = data / "sluice.db" if name in DIVERTING else None
+            on_pg: list[str] = []
+            if name in ON_POSTGRES:
+                database = postgres.new_database()
+                on_pg = ["--database-url", str(database)]
             if name == "bare":
                 args = [sys.executable, str(Path(__file__).resolve()), "--serve-bare",
                         str(port), sink.address]
@@ -519,12 +585,15 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str],
             elif name == "divert":  # the diversion path alone: posted, nothing relayed
                 args = sluice_args(port, sink.address, data, "--no-classify", "--rules",
                                    str(divert_rules))
-            elif name == "split":  # the same, the worker in a process of its own
+            elif name in ("copy-pg",):
                 args = sluice_args(port, sink.address, data, "--no-classify", "--rules",
-                                   str(rules), "--no-worker")
+                                   str(rules), *on_pg)
+            elif name in ("split", "split-pg"):  # the worker in a process of its own
+                args = sluice_args(port, sink.address, data, "--no-classify", "--rules",
+                                   str(rules), "--no-worker", *on_pg)
                 worker_args = [sys.executable, "-m", "sluice.cli", "worker", "--data-dir",
                                str(data), "--no-classify", "--rules", str(rules),
-                               "--hostname", "bench", "--upstream", sink.address]
+                               "--hostname", "bench", "--upstream", sink.address, *on_pg]
             else:  # the default pipeline: classifier and rules in the hook
                 args = sluice_args(port, sink.address, data)
             try:
@@ -535,8 +604,8 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str],
                 # The shipped model is optional for the relay measurement: go on without it.
                 print(f"skipped     {TARGET_TITLES[name]}: {exc}", flush=True)
                 continue
-            target = Target(name, relay, database=data / "sluice.db" if name in DIVERTING
-                            else None)
+            target = Target(name, relay, database=database,
+                            postmaster=postmaster_pid(postgres) if on_pg else 0)
             started[name] = target
             if worker_args:
                 target.worker = Child(f"{TARGET_TITLES[name]} worker", worker_args,
@@ -623,7 +692,8 @@ def run(args: argparse.Namespace) -> list[Cell]:
         print(f"load        smtp-source, {args.messages} messages per run, {connections}, "
               f"{args.repeats} repeats per cell, median reported\n")
         sink = Sink(workdir)
-        with started_targets(workdir, sink, args.targets, args.bare_per_message) as targets:
+        with postgres_cluster(args.postgres) as postgres, started_targets(
+                workdir, sink, args.targets, args.bare_per_message, postgres) as targets:
             args.targets = [t for t in args.targets if t in targets]
             warm = min(args.messages, 200)
             for name, target in targets.items():
@@ -688,7 +758,8 @@ def report(cells: list[Cell], targets: Sequence[str]) -> str:
         rows += ["", "published msg/s: messages / (start of the run until the last post was "
                  "in the space). CPU in all: gateway and worker processes until then.",
                  f"{TARGET_TITLES['split']}: `sluice gateway --no-worker` (CPU accepting is "
-                 "its CPU) and `sluice worker` on the same database."]
+                 "its CPU) and `sluice worker` on the same database.",
+                 "On PG: the same on PostgreSQL; CPU in all includes the cluster's processes."]
     for c in cells:
         if c.size == "4 KB" and c.sessions == 20 and "sluice" in targets:
             ratio = c.ratio("sluice")
@@ -745,6 +816,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="skip copy+worker (diversion with the worker in its own process)")
     parser.add_argument("--no-divert-target", dest="divert", action="store_false",
                         help="skip Sluice+divert (every message posted, nothing relayed)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also run copy and copy+worker on PostgreSQL (a cluster of its "
+                             "own from Debian's binaries)")
     parser.add_argument("--new-connection-per-message", dest="reuse", action="store_false",
                         help="smtp-source without -d: connect, EHLO and QUIT for every message")
     parser.add_argument("--bare-per-message", action="store_true",
@@ -760,7 +834,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.messages = 80 if args.quick else 1000
     args.targets = [t for t in TARGETS
                     if (t != "classify" or args.classify) and (t != "split" or args.split)
-                    and (t != "divert" or args.divert)]
+                    and (t != "divert" or args.divert)
+                    and (t not in ON_POSTGRES or args.postgres)]
     return args
 
 
