@@ -27,6 +27,12 @@ measured against it, in the same run, with the same load client (Postfix's smtp-
                message to the channel: posted only, nothing relayed (the sink must receive
                nothing). The other shape of diversion, reported beside the copy targets; the
                issue-4 target is measured on ``copy``, the dearer shape.
+- ``mix``      a realistic share of diverted mail: ``--mix-share`` of the messages (by
+               default 23%, the share of the Enron inboxes that the starter policy, enforced,
+               posts: ``sluice rules test``, docs/performance.md) come from a sender the
+               policy copies to the channel (relayed and posted, the dearer shape), the rest
+               are relayed only; two smtp-source processes send both kinds at once, the
+               sessions split in the same proportion.
 - ``copy-pg``, ``split-pg`` (with ``--postgres``): ``copy`` and ``split`` on PostgreSQL (a
                cluster of its own, tests/pg.py: Debian's binaries, fsync and synchronous_commit
                on; a database per target), the store of several gateway nodes. Their "CPU in
@@ -78,14 +84,15 @@ KB = 1024
 #: Message payload sizes (smtp-source -l; its own headers add about 120 bytes).
 SIZES: dict[str, int] = {"4 KB": 4 * KB, "100 KB": 100 * KB}
 SESSIONS: tuple[int, ...] = (1, 20)
-TARGETS: tuple[str, ...] = ("sink", "bare", "sluice", "classify", "copy", "split", "divert",
-                             "copy-pg", "split-pg")
-TARGET_TITLES = {"sink": "smtp-sink", "bare": "bare relay", "sluice": "Sluice",
+TARGETS: tuple[str, ...] = ("sink", "bare", "bare-pipe", "sluice", "classify", "copy", "split",
+                             "divert", "mix", "copy-pg", "split-pg")
+TARGET_TITLES = {"sink": "smtp-sink", "bare": "bare relay", "bare-pipe": "bare, pipelined",
+                 "sluice": "Sluice",
                  "classify": "Sluice+clf", "copy": "Sluice+copy", "split": "copy+worker",
-                 "divert": "Sluice+divert", "copy-pg": "copy on PG",
+                 "divert": "Sluice+divert", "mix": "Sluice+mix", "copy-pg": "copy on PG",
                  "split-pg": "copy+worker on PG"}
 #: Targets that post every message into the shared space.
-DIVERTING = ("copy", "split", "divert", "copy-pg", "split-pg")
+DIVERTING = ("copy", "split", "divert", "mix", "copy-pg", "split-pg")
 #: Targets on PostgreSQL (`--postgres`).
 ON_POSTGRES = ("copy-pg", "split-pg")
 #: Targets that post without relaying: the sink must receive nothing from them.
@@ -104,6 +111,14 @@ policy:
 #: The same with every message diverted: posted, not relayed.
 DIVERT_RULES = COPY_RULES.replace("name: copy-all", "name: divert-all").replace(
     "action: copy", "action: divert")
+#: The mix target: mail from this domain is copied to the channel, the rest only relayed.
+MIX_DOMAIN = "fyi.bench.example"
+MIX_RULES = COPY_RULES.replace("name: copy-all", "name: copy-fyi").replace(
+    "sender_domain: bench.example", f"sender_domain: {MIX_DOMAIN}")
+#: Default share of diverted messages in the mix target: messages posted / messages read when
+#: `sluice rules test` runs the starter policy, switched to enforce, over the corpus's Enron
+#: inboxes (2,902 of 12,837; docs/performance.md "Diversion on, session 6").
+MIX_SHARE = 0.23
 #: Issue 4's target for the run with diversion on.
 COPY_TARGET_RATIO = 0.7
 #: The issue's target: Sluice >= this x bare at 20 sessions with 4 KB messages.
@@ -271,6 +286,10 @@ class Sink(Child):
 # -- the bare relay (runs as `relay.py --serve-bare ...` in its own process) ----------------
 
 
+class _Stale(Exception):
+    """A pooled connection the upstream had closed: nothing was sent, try a fresh one."""
+
+
 class BareRelayHandler:
     """The least an aiosmtpd relay must do: relay each message, answer after the upstream.
 
@@ -282,15 +301,28 @@ class BareRelayHandler:
 
     def __init__(self, host: str, port: int, *, per_message: bool = False) -> None:
         self.host, self.port, self.per_message = host, port, per_message
-        self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
+        self._idle: list[tuple[float, Any]] = []  # aiosmtplib.SMTP or SmtpConnection
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> Any:
         client = aiosmtplib.SMTP(hostname=self.host, port=self.port, local_hostname="bare",
                                  start_tls=False, use_tls=False, timeout=60)
         await client.connect()
         return client
 
-    def _pooled(self) -> aiosmtplib.SMTP | None:
+    async def _send(self, client: Any, envelope: Envelope) -> None:
+        """One transaction on `client`; raises `_Stale` when the connection turns out
+        closed before anything was accepted, anything else on other failures."""
+        assert isinstance(envelope.content, bytes)
+        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
+        try:
+            await client.mail(sender)
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            raise _Stale from exc
+        for rcpt in envelope.rcpt_tos:
+            await client.rcpt(rcpt)
+        await client.data(envelope.content)
+
+    def _pooled(self) -> Any:
         now = time.monotonic()
         while self._idle:
             since, client = self._idle.pop()
@@ -300,31 +332,21 @@ class BareRelayHandler:
         return None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert envelope.mail_from is not None and isinstance(envelope.content, bytes)
-        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
         for attempt in (1, 2):
             client = None if self.per_message else self._pooled()
             pooled = client is not None
             try:
                 if client is None:
                     client = await self._connect()
-                await client.mail(sender)
-            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
-                if client is not None:
-                    client.close()
+                await self._send(client, envelope)
+            except _Stale as exc:
+                client.close()
                 if pooled and attempt == 1:
                     continue  # the upstream closed the idle connection: nothing sent yet
-                return f"451 4.4.1 relay failed: {type(exc).__name__}"
+                return f"451 4.4.1 relay failed: {type(exc.__cause__).__name__}"
             except Exception as exc:
                 if client is not None:
                     client.close()
-                return f"451 4.4.1 relay failed: {type(exc).__name__}"
-            try:
-                for rcpt in envelope.rcpt_tos:
-                    await client.rcpt(rcpt)
-                await client.data(envelope.content)
-            except Exception as exc:
-                client.close()
                 return f"451 4.4.1 relay failed: {type(exc).__name__}"
             if self.per_message:
                 await client.quit()
@@ -336,9 +358,37 @@ class BareRelayHandler:
         return "451 4.4.1 relay failed"  # pragma: no cover
 
 
-async def _serve_bare(listen_port: int, upstream: str, per_message: bool) -> None:
+class PipelinedBareRelayHandler(BareRelayHandler):
+    """The same relay with the envelope pipelined (RFC 2920) through Sluice's own upstream
+    client (`sluice.gateway.smtp_client`), which Sluice uses too: against this baseline the
+    ratio shows Sluice's own work, not the round trips it saves over aiosmtplib."""
+
+    async def _connect(self) -> Any:
+        from sluice.gateway.smtp_client import SmtpConnection
+
+        return await SmtpConnection.open(self.host, self.port, local_hostname="bare",
+                                         connect_timeout=60, reply_timeout=60)
+
+    async def _send(self, client: Any, envelope: Envelope) -> None:
+        from sluice.gateway.smtp_client import ConnectionClosed, command_line
+
+        assert envelope.mail_from is not None and isinstance(envelope.content, bytes)
+        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
+        mail = command_line(b"MAIL", b"FROM:<" + sender.encode() + b">")
+        rcpts = [command_line(b"RCPT", b"TO:<" + r.encode() + b">") for r in envelope.rcpt_tos]
+        try:
+            said = await client.transaction(mail, rcpts, envelope.content)
+        except ConnectionClosed as exc:
+            raise _Stale from exc
+        if said.final is None or said.final.code != 250:
+            raise RuntimeError("refused upstream")
+
+
+async def _serve_bare(listen_port: int, upstream: str, per_message: bool,
+                      pipelined: bool = False) -> None:
     host, _, port = upstream.rpartition(":")
-    handler = BareRelayHandler(host, int(port), per_message=per_message)
+    handler = (PipelinedBareRelayHandler(host, int(port)) if pipelined
+               else BareRelayHandler(host, int(port), per_message=per_message))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(handler, hostname="bare", ident="bare relay", decode_data=False,
@@ -396,22 +446,54 @@ class Target:
         return "\n".join(tails)
 
 
+def source_args(port: int, *, sessions: int, count: int, length: int, reuse: bool,
+                sender: str = "") -> list[str]:
+    args = [find_binary("smtp-source"), "-s", str(sessions), "-m", str(count),
+            "-l", str(length), "-N", "-M", "bench.example"]
+    if sender:
+        args += ["-f", sender]
+    if reuse:
+        args.append("-d")
+    return [*args, f"127.0.0.1:{port}"]
+
+
+def run_sources(loads: Sequence[list[str]]) -> float:
+    """Run smtp-source processes at once; returns the wall-clock seconds until the last
+    one exited."""
+    started = time.perf_counter()
+    procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for args in loads]
+    errors = []
+    for proc in procs:
+        try:
+            _, err = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if proc.returncode != 0:
+            errors.append(f"smtp-source exited {proc.returncode}: "
+                          f"{err.decode(errors='replace').strip()[-500:]}")
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise BenchmarkError("; ".join(errors))
+    return elapsed
+
+
 def run_source(port: int, *, sessions: int, count: int, length: int,
                reuse: bool) -> float:
     """Send `count` messages with smtp-source; returns the wall-clock seconds it took."""
-    args = [find_binary("smtp-source"), "-s", str(sessions), "-m", str(count),
-            "-l", str(length), "-N", "-M", "bench.example"]
-    if reuse:
-        args.append("-d")
-    args.append(f"127.0.0.1:{port}")
-    started = time.perf_counter()
-    done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          timeout=600, check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise BenchmarkError(f"smtp-source exited {done.returncode}: "
-                             f"{done.stderr.decode(errors='replace').strip()[-500:]}")
-    return elapsed
+    return run_sources([source_args(port, sessions=sessions, count=count, length=length,
+                                    reuse=reuse)])
+
+
+def mix_split(count: int, sessions: int, share: float) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(messages, sessions) of the copied and of the plain part of a mixed run: the sessions
+    split in the messages' proportion, each part at least one session when it has mail."""
+    copied = round(count * share)
+    copied_sessions = min(sessions - 1, max(1, round(sessions * share))) if copied else 0
+    if copied == count:
+        copied_sessions = sessions
+    return (copied, copied_sessions), (count - copied, sessions - copied_sessions)
 
 
 _COUNT_JOBS = ("SELECT coalesce(sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0), "
@@ -459,13 +541,22 @@ def wait_published(target: Target, posts_before: int, count: int, started: float
 
 
 def measure(sink: Sink, target: Target, *, sessions: int, count: int, length: int,
-            reuse: bool) -> Sample:
+            reuse: bool, mix_share: float = MIX_SHARE) -> Sample:
     port = target.port if target.relay else sink.port
     before = sink.count()
     posts_before = space_counts(target.database)[2] if target.database else 0
+    posts = count
+    loads = [source_args(port, sessions=sessions, count=count, length=length, reuse=reuse)]
+    if target.name == "mix":
+        (posts, copy_sessions), (plain, plain_sessions) = mix_split(count, sessions, mix_share)
+        loads = [source_args(port, sessions=n_sessions, count=n, length=length, reuse=reuse,
+                             sender=sender)
+                 for n, n_sessions, sender in ((posts, copy_sessions, f"foo@{MIX_DOMAIN}"),
+                                               (plain, plain_sessions, ""))
+                 if n]
     cpu_before = target.cpu()
     started = time.perf_counter()
-    elapsed = run_source(port, sessions=sessions, count=count, length=length, reuse=reuse)
+    elapsed = run_sources(loads)
     cpu_accepting = target.cpu()[0] - cpu_before[0]
     relayed = 0 if target.name in POST_ONLY else count
     arrived = sink.wait_count(before + relayed) - before
@@ -474,7 +565,7 @@ def measure(sink: Sink, target: Target, *, sessions: int, count: int, length: in
                              f"{arrived}\n{target.log_tail()}")
     sample = Sample(rate=count / elapsed, cpu_ms=1000 * cpu_accepting / count)
     if target.database is not None:
-        published = wait_published(target, posts_before, count, started)
+        published = wait_published(target, posts_before, posts, started)
         if target.name in POST_ONLY and sink.count() != before:
             raise BenchmarkError(f"{sink.count() - before} messages relayed by a target that "
                                  f"diverts every message\n{target.log_tail()}")
@@ -555,6 +646,8 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str], bare_per_me
                     postgres: Any = None) -> Iterator[dict[str, Target]]:
     """Every relay under test, each in its own process, all relaying to the one sink."""
     started: dict[str, Target] = {}
+    mix_rules = workdir / "mix-rules.yaml"
+    mix_rules.write_text(MIX_RULES)
     rules = workdir / "copy-rules.yaml"
     rules.write_text(COPY_RULES)
     divert_rules = workdir / "divert-rules.yaml"
@@ -577,6 +670,9 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str], bare_per_me
                         str(port), sink.address]
                 if bare_per_message:
                     args.append("--bare-per-message")
+            elif name == "bare-pipe":
+                args = [sys.executable, str(Path(__file__).resolve()), "--serve-bare",
+                        str(port), sink.address, "--bare-pipelined"]
             elif name == "sluice":  # the transparent relay of issue 2
                 args = sluice_args(port, sink.address, data, "--no-classify")
             elif name == "copy":  # relay + the whole diversion path for every message
@@ -585,6 +681,9 @@ def started_targets(workdir: Path, sink: Sink, names: Sequence[str], bare_per_me
             elif name == "divert":  # the diversion path alone: posted, nothing relayed
                 args = sluice_args(port, sink.address, data, "--no-classify", "--rules",
                                    str(divert_rules))
+            elif name == "mix":  # a share of the mail copied, the rest relayed only
+                args = sluice_args(port, sink.address, data, "--no-classify", "--rules",
+                                   str(mix_rules))
             elif name in ("copy-pg",):
                 args = sluice_args(port, sink.address, data, "--no-classify", "--rules",
                                    str(rules), *on_pg)
@@ -698,14 +797,14 @@ def run(args: argparse.Namespace) -> list[Cell]:
             warm = min(args.messages, 200)
             for name, target in targets.items():
                 measure(sink, target, sessions=max(args.sessions), count=warm,
-                        length=SIZES["4 KB"], reuse=args.reuse)
+                        length=SIZES["4 KB"], reuse=args.reuse, mix_share=args.mix_share)
                 print(f"warm-up     {TARGET_TITLES[name]}: {warm} messages", flush=True)
             for repeat in range(1, args.repeats + 1):
                 for cell in cells:
                     for name in args.targets:
                         sample = measure(sink, targets[name], sessions=cell.sessions,
                                          count=args.messages, length=sizes[cell.size],
-                                         reuse=args.reuse)
+                                         reuse=args.reuse, mix_share=args.mix_share)
                         cell.samples.setdefault(name, []).append(sample)
                         published = ""
                         if name in DIVERTING:
@@ -724,7 +823,7 @@ def run(args: argparse.Namespace) -> list[Cell]:
     return cells
 
 
-def report(cells: list[Cell], targets: Sequence[str]) -> str:
+def report(cells: list[Cell], targets: Sequence[str], mix_share: float = MIX_SHARE) -> str:
     """The table (Markdown), the spreads and the issue's target."""
     relays = [t for t in ("sluice", "classify", *DIVERTING) if t in targets]
     head = ["size", "sessions", *(TARGET_TITLES[t] for t in targets),
@@ -759,7 +858,9 @@ def report(cells: list[Cell], targets: Sequence[str]) -> str:
                  "in the space). CPU in all: gateway and worker processes until then.",
                  f"{TARGET_TITLES['split']}: `sluice gateway --no-worker` (CPU accepting is "
                  "its CPU) and `sluice worker` on the same database.",
-                 "On PG: the same on PostgreSQL; CPU in all includes the cluster's processes."]
+                 "On PG: the same on PostgreSQL; CPU in all includes the cluster's processes.",
+                 f"{TARGET_TITLES['mix']}: {mix_share:.0%} of the messages relayed and posted, "
+                 "the rest relayed only, sent at once by two smtp-source processes."]
     for c in cells:
         if c.size == "4 KB" and c.sessions == 20 and "sluice" in targets:
             ratio = c.ratio("sluice")
@@ -776,10 +877,22 @@ def report(cells: list[Cell], targets: Sequence[str]) -> str:
                                 f"relayed: not the shape the issue-4 target is measured on)")
                     continue
                 verdict = "met" if accepted >= COPY_TARGET_RATIO else "NOT met"
+                if t == "mix":
+                    rows.append(f"{TARGET_TITLES[t]}/bare at 20 sessions, 4 KB: {accepted:.2f} "
+                                f"accepted ({mix_share:.0%} of the mail copied; >= "
+                                f"{COPY_TARGET_RATIO:.1f}: {verdict}), {published:.2f} published")
+                    continue
                 rows.append(
                     f"{TARGET_TITLES[t]}/bare at 20 sessions, 4 KB: {accepted:.2f} accepted "
                     f"(issue-4 target >= {COPY_TARGET_RATIO:.1f}: {verdict}), {published:.2f} "
                     f"published")
+    if "bare-pipe" in targets:
+        rows.append(f"\nAgainst the {TARGET_TITLES['bare-pipe']} relay (the same upstream client "
+                    "as Sluice's; the issue targets are stated against the bare relay):")
+        for c in cells:
+            ratios = ", ".join(f"{TARGET_TITLES[t]} {c.ratio(t, 'bare-pipe'):.2f}"
+                               for t in ("bare", *relays))
+            rows.append(f"  {c.size:>6} x {c.sessions:>2} sessions: {ratios}")
     return "\n".join(rows)
 
 
@@ -816,6 +929,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="skip copy+worker (diversion with the worker in its own process)")
     parser.add_argument("--no-divert-target", dest="divert", action="store_false",
                         help="skip Sluice+divert (every message posted, nothing relayed)")
+    parser.add_argument("--no-mix-target", dest="mix", action="store_false",
+                        help="skip Sluice+mix (a share of the mail copied, the rest relayed)")
+    parser.add_argument("--mix-share", type=float, default=MIX_SHARE,
+                        help="share of the messages the mix target copies to the channel "
+                             f"(default {MIX_SHARE}: see MIX_SHARE)")
     parser.add_argument("--postgres", action="store_true",
                         help="also run copy and copy+worker on PostgreSQL (a cluster of its "
                              "own from Debian's binaries)")
@@ -829,12 +947,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
     parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "UPSTREAM"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--bare-pipelined", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not 0.0 < args.mix_share <= 1.0:
+        parser.error("--mix-share must be in (0, 1]")
     if args.messages is None:
         args.messages = 80 if args.quick else 1000
     args.targets = [t for t in TARGETS
                     if (t != "classify" or args.classify) and (t != "split" or args.split)
-                    and (t != "divert" or args.divert)
+                    and (t != "divert" or args.divert) and (t != "mix" or args.mix)
                     and (t not in ON_POSTGRES or args.postgres)]
     return args
 
@@ -843,7 +964,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_bare:
         asyncio.run(_serve_bare(int(args.serve_bare[0]), args.serve_bare[1],
-                                args.bare_per_message))
+                                args.bare_per_message, args.bare_pipelined))
         return 0
     started = time.monotonic()
     try:
@@ -852,7 +973,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nbenchmark void: {exc}", file=sys.stderr)
         return 1
     print()
-    print(report(cells, args.targets))
+    print(report(cells, args.targets, args.mix_share))
     print(f"\n(total {time.monotonic() - started:.0f} s; load avg after the run "
           f"{load_average()})")
     return 0

@@ -2,8 +2,9 @@
 
 Two next hops: an upstream SMTP server (smarthost or Postfix's re-injection port), or,
 with no upstream configured, a local maildir per recipient under the data dir.
-Outbound line endings are normalised and dots stuffed by aiosmtplib, so no end-of-data
-sequence in the content can reach the upstream as a second message.
+Outbound line endings are normalised and dots stuffed (`smtp_client.outbound_content`), so
+no end-of-data sequence in the content can reach the upstream as a second message; the
+envelope is pipelined when the upstream offers PIPELINING.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import aiosmtplib
 from aiosmtplib.email import quote_address
 
 from sluice.gateway.reply import UPSTREAM_UNAVAILABLE, Reply
+from sluice.gateway.smtp_client import (
+    ConnectionClosed,
+    SmtpClientError,
+    SmtpConnection,
+    command_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,32 +114,18 @@ class UpstreamRelay:
         self.username, self.password = username, password
         self.connect_timeout, self.timeout = connect_timeout, timeout
         self.pool_size, self.idle_seconds = pool_size, idle_seconds
-        self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
+        self._idle: list[tuple[float, SmtpConnection]] = []
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        client = aiosmtplib.SMTP(
-            hostname=self.host,
-            port=self.port,
-            local_hostname=self.local_hostname,
-            timeout=self.timeout,
-            start_tls=False,
-            use_tls=False,
-        )
-        await client.connect(timeout=self.connect_timeout)
-        try:
-            # EHLO now: the extensions decide the MAIL options (SMTPUTF8, 8BITMIME, SIZE).
-            await client.ehlo()
-            if self.starttls:
-                await client.starttls(tls_context=self.tls_context)
-                await client.ehlo()
-            if self.username:
-                await client.login(self.username, self.password)
-        except BaseException:
-            client.close()
-            raise
-        return client
+    async def _connect(self) -> SmtpConnection:
+        # EHLO at once: the extensions decide the MAIL options (SMTPUTF8, 8BITMIME, SIZE)
+        # and whether the envelope is pipelined.
+        return await SmtpConnection.open(
+            self.host, self.port, local_hostname=self.local_hostname,
+            connect_timeout=self.connect_timeout, reply_timeout=self.timeout,
+            tls_context=self.tls_context if self.starttls else None,
+            username=self.username, password=self.password)
 
-    async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
+    async def _checkout(self) -> tuple[SmtpConnection, bool]:
         """A connection and whether it came from the pool (and so may be stale)."""
         now = time.monotonic()
         while self._idle:
@@ -143,7 +135,7 @@ class UpstreamRelay:
             client.close()
         return await self._connect(), False
 
-    def _checkin(self, client: aiosmtplib.SMTP) -> None:
+    def _checkin(self, client: SmtpConnection) -> None:
         if client.is_connected and len(self._idle) < self.pool_size:
             self._idle.append((time.monotonic(), client))
         else:
@@ -153,7 +145,7 @@ class UpstreamRelay:
         for attempt in (1, 2):
             try:
                 client, pooled = await self._checkout()
-            except (TimeoutError, OSError, aiosmtplib.SMTPException) as exc:
+            except (TimeoutError, OSError, SmtpClientError) as exc:
                 log.warning("upstream %s:%s unreachable: %s", self.host, self.port, exc)
                 return _all(job.recipients, UPSTREAM_UNAVAILABLE)
             try:
@@ -171,61 +163,55 @@ class UpstreamRelay:
         return _all(job.recipients, UPSTREAM_UNAVAILABLE)  # pragma: no cover
 
     async def _transaction(
-        self, client: aiosmtplib.SMTP, job: Outgoing
+        self, client: SmtpConnection, job: Outgoing
     ) -> tuple[dict[str, Reply], bool]:
         options = []
         encoding = "utf-8" if job.smtp_utf8 else "ascii"
-        if job.eight_bit and client.supports_extension("8bitmime"):
-            options.append("BODY=8BITMIME")
+        if job.eight_bit and client.supports("8bitmime"):
+            options.append(b"BODY=8BITMIME")
         if job.smtp_utf8:
-            if not client.supports_extension("smtputf8"):
+            if not client.supports("smtputf8"):
                 return _all(job.recipients, Reply(553, "5.6.7 Upstream does not support "
-                                                        "SMTPUTF8")), True
-            options.append("SMTPUTF8")
-        if client.supports_extension("size"):
-            options.append(f"SIZE={len(job.content)}")
+                                                       "SMTPUTF8")), True
+            options.append(b"SMTPUTF8")
+        if client.supports("size"):
+            options.append(b"SIZE=%d" % len(job.content))
         try:
-            response = await client.execute_command(
-                b"MAIL", b"FROM:" + smtp_path(job.mail_from).encode(encoding),
-                *(option.encode("ascii") for option in options))
-            if response.code != 250:
-                raise aiosmtplib.SMTPSenderRefused(response.code, response.message,
-                                                   job.mail_from)
-        except aiosmtplib.SMTPSenderRefused as exc:
-            await _rset(client)
-            return _all(job.recipients, _reply(exc.code, exc.message)), client.is_connected
-        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            mail = command_line(b"MAIL", b"FROM:" + smtp_path(job.mail_from).encode(encoding),
+                                *options)
+            rcpts = [command_line(b"RCPT", b"TO:" + smtp_path(rcpt).encode(encoding))
+                     for rcpt in job.recipients]
+        except UnicodeEncodeError:
+            return _all(job.recipients, Reply(553, "5.6.7 Address needs SMTPUTF8")), True
+        except ValueError:
+            return _all(job.recipients, Reply(501, "5.1.3 Address cannot be relayed")), True
+        try:
+            said = await client.transaction(mail, rcpts, job.content)
+        except ConnectionClosed as exc:
             raise _StaleConnection from exc
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
-            return _all(job.recipients, UPSTREAM_UNAVAILABLE), False
-        replies: dict[str, Reply] = {}
-        accepted: list[str] = []
-        try:
-            for rcpt in job.recipients:
-                try:
-                    response = await client.execute_command(
-                        b"RCPT", b"TO:" + smtp_path(rcpt).encode(encoding))
-                    if response.code not in (250, 251):
-                        raise aiosmtplib.SMTPRecipientRefused(response.code, response.message,
-                                                              rcpt)
-                    accepted.append(rcpt)
-                    replies[rcpt] = _reply(response.code, response.message)
-                except aiosmtplib.SMTPRecipientRefused as exc:
-                    replies[rcpt] = _reply(exc.code, exc.message)
-            if not accepted:
-                await _rset(client)
-                return replies, client.is_connected
-            try:
-                response = await client.data(job.content)
-            except aiosmtplib.SMTPDataError as exc:
-                await _rset(client)
-                return {**replies, **_all(accepted, _reply(exc.code, exc.message))}, \
-                    client.is_connected
-            return {**replies, **_all(accepted, _reply(response.code, response.message))}, True
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            # Connection lost mid-transaction: nothing is known to be accepted.
+        except SmtpClientError as exc:
+            # Connection lost or timed out mid-transaction: nothing is known to be accepted.
             log.warning("upstream transaction failed: %s", exc)
             return _all(job.recipients, UPSTREAM_UNAVAILABLE), False
+        if said.mail.code != 250:
+            await client.rset()
+            return _all(job.recipients, _reply(said.mail.code, said.mail.message)), \
+                client.is_connected
+        replies: dict[str, Reply] = {}
+        accepted: list[str] = []
+        for rcpt, answer in zip(job.recipients, said.recipients, strict=True):
+            if answer.code in (250, 251):
+                accepted.append(rcpt)
+            replies[rcpt] = _reply(answer.code, answer.message)
+        outcome = said.final or said.data
+        if not accepted or outcome is None:
+            await client.rset()
+            return replies, client.is_connected
+        replies.update(_all(accepted, _reply(outcome.code, outcome.message)))
+        if said.final is None or said.final.code != 250:
+            await client.rset()
+            return replies, client.is_connected
+        return replies, True
 
     async def close(self) -> None:
         while self._idle:
@@ -238,13 +224,6 @@ class UpstreamRelay:
 
 class _StaleConnection(Exception):
     """A pooled connection was closed by the upstream before anything was sent."""
-
-
-async def _rset(client: aiosmtplib.SMTP) -> None:
-    try:
-        await client.rset()
-    except Exception:
-        client.close()
 
 
 _UNSAFE = re.compile(r"[^a-z0-9._+@=-]")
