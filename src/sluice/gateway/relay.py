@@ -155,6 +155,9 @@ class UpstreamRelay:
                 if pooled and attempt == 1:
                     continue  # nothing was sent yet: a fresh connection is safe
                 return _all(job.recipients, UPSTREAM_UNAVAILABLE)
+            except BaseException:  # cancelled mid-transaction: its state is unknown
+                client.close()
+                raise
             if reusable:
                 self._checkin(client)
             else:
