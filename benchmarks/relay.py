@@ -13,6 +13,10 @@ measured against it, in the same run, with the same load client (Postfix's smtp-
 - ``bare``     a minimal aiosmtpd relay written below (``handle_DATA`` relays envelope and
                content with aiosmtplib over a small pool of kept-open connections, like
                Sluice's own pool), run as a subprocess;
+- ``bare-pipe`` the same bare relay sending through Sluice's own upstream client
+               (``sluice.gateway.smtp_client``: the envelope pipelined, RFC 2920): the
+               baseline for Sluice's own work now that Sluice pipelines and aiosmtplib does
+               not; ratios against it are printed after the table;
 - ``sluice``   ``sluice gateway --no-classify``: the transparent relay (parse, ledger lookup,
                relay, durable record in SQLite WAL with synchronous=FULL and group commit,
                then the reply);
