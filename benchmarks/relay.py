@@ -461,9 +461,11 @@ def source_args(port: int, *, sessions: int, count: int, length: int, reuse: boo
     return [*args, f"127.0.0.1:{port}"]
 
 
-def run_sources(loads: Sequence[list[str]]) -> float:
-    """Run smtp-source processes at once; returns the wall-clock seconds until the last
-    one exited."""
+def run_sources(loads: Sequence[list[str]], *, one_after_another: bool = False) -> float:
+    """Run smtp-source processes at once (or one after the other); returns the wall-clock
+    seconds until the last one exited."""
+    if one_after_another and len(loads) > 1:
+        return sum(run_sources([load]) for load in loads)
     started = time.perf_counter()
     procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for args in loads]
@@ -492,11 +494,13 @@ def run_source(port: int, *, sessions: int, count: int, length: int,
 
 def mix_split(count: int, sessions: int, share: float) -> tuple[tuple[int, int], tuple[int, int]]:
     """(messages, sessions) of the copied and of the plain part of a mixed run: the sessions
-    split in the messages' proportion, each part at least one session when it has mail."""
+    split in the messages' proportion, each part at least one session when it has mail. With
+    one session both parts get it: they are then sent one after the other."""
     copied = round(count * share)
-    copied_sessions = min(sessions - 1, max(1, round(sessions * share))) if copied else 0
-    if copied == count:
-        copied_sessions = sessions
+    if sessions < 2 or copied in (0, count):
+        return (copied, sessions if copied else 0), (count - copied,
+                                                     sessions if copied < count else 0)
+    copied_sessions = min(sessions - 1, max(1, round(sessions * share)))
     return (copied, copied_sessions), (count - copied, sessions - copied_sessions)
 
 
@@ -560,7 +564,7 @@ def measure(sink: Sink, target: Target, *, sessions: int, count: int, length: in
                  if n]
     cpu_before = target.cpu()
     started = time.perf_counter()
-    elapsed = run_sources(loads)
+    elapsed = run_sources(loads, one_after_another=sessions < 2)
     cpu_accepting = target.cpu()[0] - cpu_before[0]
     relayed = 0 if target.name in POST_ONLY else count
     arrived = sink.wait_count(before + relayed) - before
