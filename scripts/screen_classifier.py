@@ -47,16 +47,6 @@ def best_at_target(proba: np.ndarray, classes: tuple[str, ...], y: np.ndarray,
     return best
 
 
-def variant(base: training.Recipe, text: str) -> training.Recipe:
-    """`base` with the knobs of "name=value,name=value" changed (values of the knob's type)."""
-    changes: dict[str, object] = {}
-    for item in filter(None, text.split(",")):
-        name, _, value = item.partition("=")
-        current = getattr(base, name.strip())
-        changes[name.strip()] = type(current)(value.strip())
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
-
-
 def screen(data: training.Prepared, recipe: training.Recipe, seeds: list[int]) -> list[float]:
     """Best macro-F1 at the target for each fold seed, printed as it comes."""
     everything = np.arange(len(data.rows))
@@ -105,7 +95,7 @@ def main() -> int:
                                quoted_topic_dims=args.quoted_topic_dims,
                                topic_vocabulary=args.topic_vocabulary,
                                topic_words=args.topic_words)
-    recipes = [(text, variant(base, text)) for text in args.variant] or [("", base)]
+    recipes = [(text, training.changed_recipe(text, base)) for text in args.variant] or [("", base)]
     labeled = training.prepare(_examples(data_paths))
     unlabeled_rows, unlabeled_raws = training.unlabeled_rows(
         labeled.examples, labeled.mails, labeled.rows, _unlabeled(args.unlabeled),

@@ -9,6 +9,7 @@ only, so that personal mail stays mail.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ class Recipe:
     C: float = 30.0
     class_weight: str | None = "balanced"
     max_features: int = 20_000
-    #: The quoted text's words (0: no such column, e.g. when its directions read it).
+    #: The subject's and the quoted text's words (0: no such column, e.g. when directions
+    #: read that text).
+    subject_weight: float = 1.0
     quoted_weight: float = 0.5
     #: The header facts' column weight: below 1 regularises the few dense header facts more
     #: than the many sparse words (measured in docs/classifier.md, fourth round).
@@ -93,7 +96,28 @@ class Recipe:
 #: Knobs added after models were made without them: at these values they leave a model's
 #: version as it was (the same data and recipe keep their version).
 _LATER_KNOBS: dict[str, Any] = {"quoted_topic_dims": 100, "topic_vocabulary": VOCABULARY,
-                                "topic_words": 0}
+                                "topic_words": 0, "subject_weight": 1.0}
+
+
+def changed_recipe(changes: str, base: Recipe | None = None) -> Recipe:
+    """`base` (default: `Recipe()`) with the knobs of "name=value,name=value" changed, each
+    value read as the knob's type; an unknown knob or a bad value raises ValueError."""
+    base = base or Recipe()
+    knobs: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in changes.split(","))):
+        name, _, value = (text.strip() for text in item.partition("="))
+        if name not in vars(base):
+            raise ValueError(f"no recipe knob {name!r}")
+        kind = type(getattr(base, name))
+        if kind is bool:
+            if value not in ("true", "false"):
+                raise ValueError(f"{name} is true or false, not {value!r}")
+            knobs[name] = value == "true"
+        elif kind in (int, float):
+            knobs[name] = kind(value)
+        else:
+            raise ValueError(f"{name} cannot be changed here")
+    return dataclasses.replace(base, **knobs)
 
 
 @dataclass
@@ -179,21 +203,23 @@ def _text_vectorizer(recipe: Recipe, max_features: int) -> TfidfVectorizer:
 
 def build_pipeline(recipe: Recipe, topics: TopicSpace | None = None,
                    quoted_topics: TopicSpace | None = None) -> Pipeline:
-    steps: list[tuple[str, Any, int]] = [
-        ("subject", _text_vectorizer(recipe, recipe.max_features // 4), 0),
-        ("body", _text_vectorizer(recipe, recipe.max_features), 1),
-    ]
+    steps: list[tuple[str, Any, int]] = []
+    if recipe.subject_weight > 0:  # 0: the subject's words are not read one by one
+        steps.append(("subject", _text_vectorizer(recipe, recipe.max_features // 4), 0))
+    steps.append(("body", _text_vectorizer(recipe, recipe.max_features), 1))
     if recipe.quoted_weight > 0:  # 0: the quoted text's words are not read one by one
         steps.append(("quoted", _text_vectorizer(recipe, recipe.max_features // 4), 2))
     steps.append(("headers", DictVectorizer(), 3))
-    weights = {"quoted": recipe.quoted_weight, "headers": recipe.header_weight}
+    weights = {"subject": recipe.subject_weight, "quoted": recipe.quoted_weight,
+               "headers": recipe.header_weight}
     if topics is not None and recipe.topic_weight > 0:
         steps.append(("topic", TopicProjection(topics), 4))
         weights["topic"] = recipe.topic_weight
     if quoted_topics is not None and recipe.quoted_topic_weight > 0:
         steps.append(("quoted_topic", TopicProjection(quoted_topics), 2))
         weights["quoted_topic"] = recipe.quoted_topic_weight
-    columns = ColumnTransformer(steps, transformer_weights=weights)
+    columns = ColumnTransformer(steps, transformer_weights={
+        name: weight for name, weight in weights.items() if name in {s[0] for s in steps}})
     model = LogisticRegression(
         C=recipe.C, class_weight=recipe.class_weight, solver="newton-cg", max_iter=1000
     )
