@@ -9,6 +9,9 @@ mean of three seeds and then through the nested `sluice train ... --evaluate`.
     OMP_NUM_THREADS=1 .venv/bin/python scripts/screen_classifier.py --topic-weight 0.75 \\
         --unlabeled ../shared/corpus/enron_inboxes --unlabeled ../shared/corpus/spamassassin_ham \\
         --unlabeled ../shared/corpus/enron_with_categories
+
+`--variant KNOB=VALUE,...` (repeatable) screens several recipes in one run, each the
+options' recipe with those `Recipe` knobs changed; the mail is parsed once for all of them.
 """
 
 from __future__ import annotations
@@ -44,6 +47,24 @@ def best_at_target(proba: np.ndarray, classes: tuple[str, ...], y: np.ndarray,
     return best
 
 
+def screen(data: training.Prepared, recipe: training.Recipe, seeds: list[int]) -> list[float]:
+    """Best macro-F1 at the target for each fold seed, printed as it comes."""
+    everything = np.arange(len(data.rows))
+    results = []
+    for seed in seeds:
+        training._SEED = seed
+        proba, classes = training.out_of_fold_proba(data, everything, recipe, 5)
+        f1, ratio, miss = best_at_target(proba, classes, data.y, data.second)
+        plain = training.choose_with_ratio(proba, classes, 1.0)
+        plain_f1 = training.macro_f1(training.lenient_truth(data.y, data.second, plain), plain)
+        plain_miss = training.direct_miss_rate(data.y, data.second, plain)
+        print(f"seed {seed}: best {f1:.3f} at ratio {ratio:.3f} ({miss:.1%} direct misses); "
+              f"most probable category {plain_f1:.3f} ({plain_miss:.1%})", flush=True)
+        results.append(f1)
+    training._SEED = 0
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, action="append",
@@ -55,30 +76,41 @@ def main() -> int:
     parser.add_argument("--topic-weight", type=float, default=training.Recipe.topic_weight)
     parser.add_argument("--quoted-topic-weight", type=float,
                         default=training.Recipe.quoted_topic_weight)
+    parser.add_argument("--quoted-topic-dims", type=int,
+                        default=training.Recipe.quoted_topic_dims)
+    parser.add_argument("--topic-vocabulary", type=int,
+                        default=training.Recipe.topic_vocabulary,
+                        help="most frequent words the directions are fitted over")
+    parser.add_argument("--topic-words", type=int, default=training.Recipe.topic_words,
+                        help="words kept per set of directions after fitting (0: all)")
+    parser.add_argument("--variant", action="append", default=[], metavar="KNOB=VALUE,...",
+                        help="screen this change of the recipe too (repeatable)")
     parser.add_argument("--seeds", default="0,1,2")
     args = parser.parse_args()
     data_paths = args.data or [CORPUS / "labels.csv", DATA / "extra_labels.csv"]
     aside = args.set_aside or [DATA / "heldout_labels.csv"]
-    data = training.prepare(_examples(data_paths), _unlabeled(args.unlabeled),
-                            topic_dims=args.topic_dims,
-                            set_aside=[e.raw for e in _examples(aside)])
-    recipe = dataclasses.replace(training.Recipe(), topic_dims=args.topic_dims,
-                                 topic_weight=args.topic_weight,
-                                 quoted_topic_weight=args.quoted_topic_weight)
-    everything = np.arange(len(data.rows))
-    results = []
-    for seed in (int(s) for s in args.seeds.split(",")):
-        training._SEED = seed
-        proba, classes = training.out_of_fold_proba(data, everything, recipe, 5)
-        f1, ratio, miss = best_at_target(proba, classes, data.y, data.second)
-        plain = training.choose_with_ratio(proba, classes, 1.0)
-        plain_f1 = training.macro_f1(training.lenient_truth(data.y, data.second, plain), plain)
-        plain_miss = training.direct_miss_rate(data.y, data.second, plain)
-        print(f"seed {seed}: best {f1:.3f} at ratio {ratio:.3f} ({miss:.1%} direct misses); "
-              f"most probable category {plain_f1:.3f} ({plain_miss:.1%})", flush=True)
-        results.append(f1)
-    print(f"mean {statistics.mean(results):.4f} ({' / '.join(f'{r:.3f}' for r in results)}); "
-          f"unlabeled messages: {data.topics.messages if data.topics else 0}")
+    base = dataclasses.replace(training.Recipe(), topic_dims=args.topic_dims,
+                               topic_weight=args.topic_weight,
+                               quoted_topic_weight=args.quoted_topic_weight,
+                               quoted_topic_dims=args.quoted_topic_dims,
+                               topic_vocabulary=args.topic_vocabulary,
+                               topic_words=args.topic_words)
+    recipes = [(text, training.changed_recipe(text, base)) for text in args.variant] or [("", base)]
+    labeled = training.prepare(_examples(data_paths))
+    unlabeled_rows, unlabeled_raws = training.unlabeled_rows(
+        labeled.examples, labeled.mails, labeled.rows, _unlabeled(args.unlabeled),
+        [e.raw for e in _examples(aside)])
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for text, recipe in recipes:
+        if text:
+            print(f"variant {text}", flush=True)
+        data = labeled
+        if unlabeled_rows:
+            topics, quoted = training.fit_directions(unlabeled_rows, unlabeled_raws, recipe)
+            data = dataclasses.replace(labeled, topics=topics, quoted_topics=quoted)
+        results = screen(data, recipe, seeds)
+        print(f"mean {statistics.mean(results):.4f} ({' / '.join(f'{r:.3f}' for r in results)}); "
+              f"unlabeled messages: {data.topics.messages if data.topics else 0}", flush=True)
     return 0
 
 

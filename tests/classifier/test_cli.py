@@ -70,3 +70,18 @@ def test_labels_csv_folder_is_accepted(tmp_path: Path, capsys: pytest.CaptureFix
     (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
     assert main(["evaluate", "--data", str(tmp_path), "--model", str(DEFAULT_MODEL)]) == 0
     assert f"{len(sample)} messages" in capsys.readouterr().out
+
+
+def test_train_takes_recipe_knobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = category_folders(tmp_path / "data", per_category=8)
+    out = tmp_path / "model.json"
+    assert main(["train", "--data", str(data), "--out", str(out), "--no-corrections",
+                 "--recipe", "quoted_weight=0, C=10,tune_direct_rule=false"]) == 0
+    document = json.loads(out.read_text())
+    recipe = document["metadata"]["recipe"]
+    assert (recipe["quoted_weight"], recipe["C"], recipe["tune_direct_rule"]) == (0.0, 10.0, False)
+    assert [p["column"] for p in document["scorer"]["parts"]] == ["subject", "body", "headers"]
+    for wrong in ("no_such_knob=1", "C=many", "tune_direct_rule=yes", "class_weight=none"):
+        assert main(["train", "--data", str(data), "--out", str(out), "--no-corrections",
+                     "--recipe", wrong]) == 2
+        assert "--recipe" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from sluice.classifier import features, textclean
 from sluice.classifier.dataset import Example
 from sluice.classifier.features import MAX_BODY_CHARS, to_row, topic_text
 from sluice.classifier.model import Classifier
-from sluice.classifier.scoring import TextPart, TopicPart, _text
+from sluice.classifier.scoring import TextPart, TopicPart, _text, sublinear_tf
 from sluice.classifier.topics import TopicSpace
 from sluice.core.mail import Mail
 from sluice.core.parse import parse
@@ -194,3 +194,16 @@ def test_topic_words_cut_apart_are_the_words_of_the_joined_text(
     part = _topic_parts(with_topics)["topic"]
     row = features.Row("".join(subject), "".join(body), "", {})
     assert part.tokens(row) == part.text.tokens(topic_text(row))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(1, 6), st.integers(1, 400)), min_size=1, max_size=300),
+       st.integers(0, 7))
+def test_sublinear_tf_from_the_table_is_numpys_log_bit_for_bit(counts: list[int],
+                                                               skip: int) -> None:
+    """Any length and any start (numpy's vector loops work in blocks): the same bits."""
+    counts = counts[min(skip, len(counts) - 1):]
+    wide = np.fromiter(counts, dtype=np.float64, count=len(counts))
+    looked_up = sublinear_tf({i: c for i, c in enumerate(counts)}.values(), len(counts))
+    np.testing.assert_array_equal(looked_up, 1.0 + np.log(wide))
+    assert looked_up.tobytes() == (1.0 + np.log(wide)).tobytes()

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from sluice.classifier.dataset import Example
     from sluice.classifier.evaluation import Evaluation, Scores
     from sluice.classifier.model import Classifier
+    from sluice.classifier.training import Recipe
     from sluice.core.settings import Settings
 
 # scikit-learn and numpy load in the run_* functions, so `sluice --help` stays fast.
@@ -37,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                       "word-use directions are learned from it first (labeled messages and "
                       "copies of them left out); files that do not start with a header line "
                       "are skipped")
+    recipe_help = ("change knobs of the training recipe (training.Recipe), e.g. "
+                   "'quoted_topic_dims=50,topic_words=10000' (docs/classifier.md)")
     aside_help = ("labeled mail kept for a later check (same shapes as --data; repeatable): "
                   "neither trained on nor read as --unlabeled mail")
     training = subparsers.add_parser(
@@ -56,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                           metavar="PATH", help=unlabeled_help)
     training.add_argument("--set-aside", type=Path, action="append", default=[],
                           metavar="LABELS", help=aside_help)
+    training.add_argument("--recipe", default="", metavar="KNOB=VALUE,...", help=recipe_help)
     training.add_argument("--evaluate", action="store_true",
                           help="also cross-validate by thread and store the figures beside "
                           "the model (MODEL.json)")
@@ -72,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                           metavar="PATH", help=unlabeled_help)
     evaluate.add_argument("--set-aside", type=Path, action="append", default=[],
                           metavar="LABELS", help=aside_help)
+    evaluate.add_argument("--recipe", default="", metavar="KNOB=VALUE,...", help=recipe_help)
     evaluate.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     evaluate.set_defaults(func=run_evaluate)
 
@@ -143,20 +148,21 @@ def _corrections(args: argparse.Namespace) -> list[Example]:
 def run_train(args: argparse.Namespace) -> int:
     from sluice.classifier import persist
     from sluice.classifier.evaluation import cross_validate, format_evaluation
-    from sluice.classifier.training import Recipe, prepare, train
+    from sluice.classifier.training import prepare, train
 
+    recipe = _recipe(args.recipe)
     examples = _examples(args.data)
     corrections = _corrections(args)
     data = prepare(examples + corrections, _unlabeled(args.unlabeled),
-                   set_aside=[e.raw for e in _examples(args.set_aside)])
+                   set_aside=[e.raw for e in _examples(args.set_aside)], recipe=recipe)
     print(f"training on {len(examples)} labeled messages and {len(corrections)} corrections",
           file=sys.stderr)
     figures: dict[str, Any] = {}
     if args.evaluate:
-        result = cross_validate(data, Recipe())
+        result = cross_validate(data, recipe)
         print(format_evaluation(result))
         figures = _evaluation_json(result)
-    bundle = train(data)
+    bundle = train(data, recipe=recipe)
     bundle.metadata["data"] = [str(d) for d in args.data]
     if args.unlabeled:
         bundle.metadata["unlabeled_data"] = [str(d) for d in args.unlabeled]
@@ -174,16 +180,27 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from sluice.classifier.evaluation import cross_validate, evaluate_model, format_evaluation
-    from sluice.classifier.training import Recipe, prepare
+    from sluice.classifier.training import prepare
 
+    recipe = _recipe(args.recipe)
     data = prepare(_examples(args.data), _unlabeled(args.unlabeled),
-                   set_aside=[e.raw for e in _examples(args.set_aside)])
+                   set_aside=[e.raw for e in _examples(args.set_aside)], recipe=recipe)
     if args.model:
         result = evaluate_model(_load(args.model), data)
     else:
-        result = cross_validate(data, Recipe(), n_folds=args.folds)
+        result = cross_validate(data, recipe, n_folds=args.folds)
     print(format_evaluation(result), end="")
     return 0
+
+
+def _recipe(changes: str) -> Recipe:
+    from sluice.classifier.training import changed_recipe
+    from sluice.core.errors import ConfigError
+
+    try:
+        return changed_recipe(changes)
+    except ValueError as exc:
+        raise ConfigError(f"--recipe: {exc}") from exc
 
 
 #: A message file starts with a header line ("Name: value") or an mbox "From " line; label

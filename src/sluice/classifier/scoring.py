@@ -23,7 +23,7 @@ import operator
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -194,8 +194,7 @@ class TopicPart:
             return None
         n = len(counted)
         positions = np.fromiter(counted.keys(), dtype=np.intp, count=n)
-        tf = np.fromiter(counted.values(), dtype=np.float64, count=n)
-        projected = (1.0 + np.log(tf)) @ self.weighted[positions]
+        projected = sublinear_tf(counted.values(), n) @ self.weighted[positions]
         norm = math.sqrt(float(projected @ projected))
         if norm == 0.0:
             return None
@@ -485,12 +484,29 @@ def _text(part: TextPart, text: str,
         return None
     n = len(counted)
     positions = np.fromiter(counted.keys(), dtype=np.intp, count=n)
-    tf = np.fromiter(counted.values(), dtype=np.float64, count=n)
     if part.sublinear:
-        tf = 1.0 + np.log(tf)
+        tf = sublinear_tf(counted.values(), n)
+    else:
+        tf = np.fromiter(counted.values(), dtype=np.float64, count=n)
     weighted = tf * part.idf[positions]
     weighted *= part.weight / math.sqrt(float(weighted @ weighted))
     return positions + part.offset, weighted
+
+
+#: 1 + log(count) for the counts most terms have, by numpy's own log when the module loads:
+#: the same function per element, so the same bits as taking the log of every message's
+#: counts, for two numpy calls fewer per column.
+_SUBLINEAR_TF: tuple[float, ...] = (
+    math.nan, *(1.0 + np.log(np.arange(1, 256, dtype=np.float64))).tolist())
+
+
+def sublinear_tf(counts: Collection[int], n: int) -> np.ndarray:
+    """1 + log(count) of `n` counts (each at least 1), as `1.0 + np.log(counts)` gives it."""
+    try:
+        return np.fromiter(map(_SUBLINEAR_TF.__getitem__, counts), dtype=np.float64, count=n)
+    except IndexError:  # a count past the table: a long message
+        result: np.ndarray = 1.0 + np.log(np.fromiter(counts, dtype=np.float64, count=n))
+        return result
 
 
 #: The text columns whose words make each topic part's text (`features.topic_text`).

@@ -57,18 +57,35 @@ def quoted_text(row: Row) -> str:
 
 def fit_topics(rows: Sequence[Row], raws: Sequence[bytes], dims: int,
                vocabulary: int = VOCABULARY,
-               text: Callable[[Row], str] = topic_text) -> TopicSpace:
+               text: Callable[[Row], str] = topic_text, keep: int = 0) -> TopicSpace:
     """`dims` directions fitted on the `text` of unlabeled `rows` (`raws`: their messages, for
-    the digest)."""
+    the digest), over the `vocabulary` most frequent words.
+
+    `keep` > 0 keeps only that many words after fitting: those whose rows weigh most in a
+    projection (idf x the row's length), so a model file and the scorer's look-ups shrink
+    while the directions stay those fitted on every word. A dropped word then counts as
+    unknown: the projection is scaled to unit length, so the rest need no other change.
+    """
     vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=3, max_df=0.5,
                                  max_features=vocabulary, strip_accents="unicode")
     matrix = vectorizer.fit_transform([text(r) for r in rows])
     svd = TruncatedSVD(dims, random_state=_SEED, n_iter=7).fit(matrix)
-    vectorizer.idf_ = np.asarray(vectorizer.idf_, dtype=np.float32).astype(np.float64)
-    vectorizer.vocabulary_ = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
+    idf = np.asarray(vectorizer.idf_, dtype=np.float32).astype(np.float64)
+    components = np.asarray(svd.components_, dtype=np.float16).astype(np.float64)
+    words = vectorizer.get_feature_names_out()
+    if 0 < keep < len(words):
+        weight = idf * np.linalg.norm(components, axis=0)
+        # The heaviest `keep` words, in their vocabulary order (ties by position).
+        kept = np.sort(np.argsort(-weight, kind="stable")[:keep])
+        words, idf, components = words[kept], idf[kept], components[:, kept]
+        # The same analysis over the kept words only (a fitted vectorizer's vocabulary
+        # cannot shrink): each word's idf depends on that word alone, so it is kept as is.
+        vectorizer = TfidfVectorizer(sublinear_tf=True, strip_accents="unicode",
+                                     vocabulary=[str(w) for w in words])
+    vectorizer.vocabulary_ = {str(w): i for i, w in enumerate(words)}
+    vectorizer.idf_ = idf
     if hasattr(vectorizer, "stop_words_"):  # only for introspection, and large
         del vectorizer.stop_words_
-    components = np.asarray(svd.components_, dtype=np.float16).astype(np.float64)
     digest = hashlib.sha256()
     for raw_digest in sorted(hashlib.sha256(raw).digest() for raw in raws):
         digest.update(raw_digest)

@@ -9,6 +9,7 @@ only, so that personal mail stays mail.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from sluice.classifier.features import Row, to_matrix, to_row
 from sluice.classifier.persist import ModelBundle
 from sluice.classifier.scoring import LinearScorer
 from sluice.classifier.topics import (
+    VOCABULARY,
     TopicProjection,
     TopicSpace,
     fit_topics,
@@ -60,6 +62,9 @@ class Recipe:
     C: float = 30.0
     class_weight: str | None = "balanced"
     max_features: int = 20_000
+    #: The subject's and the quoted text's words (0: no such column, e.g. when directions
+    #: read that text).
+    subject_weight: float = 1.0
     quoted_weight: float = 0.5
     #: The header facts' column weight: below 1 regularises the few dense header facts more
     #: than the many sparse words (measured in docs/classifier.md, fourth round).
@@ -79,6 +84,40 @@ class Recipe:
     topic_weight: float = 0.75
     #: Directions of the quoted and forwarded text, fitted the same way (0: none).
     quoted_topic_weight: float = 1.0
+    #: How many directions of the quoted text (`topic_dims` is those of the new text).
+    quoted_topic_dims: int = 100
+    #: The most frequent words of the unlabeled mail each set of directions is fitted over.
+    topic_vocabulary: int = VOCABULARY
+    #: Words kept per set of directions after fitting, the heaviest in a projection
+    #: (`topics.fit_topics`); 0: all. Fewer words make a smaller file and fewer look-ups.
+    topic_words: int = 0
+
+
+#: Knobs added after models were made without them: at these values they leave a model's
+#: version as it was (the same data and recipe keep their version).
+_LATER_KNOBS: dict[str, Any] = {"quoted_topic_dims": 100, "topic_vocabulary": VOCABULARY,
+                                "topic_words": 0, "subject_weight": 1.0}
+
+
+def changed_recipe(changes: str, base: Recipe | None = None) -> Recipe:
+    """`base` (default: `Recipe()`) with the knobs of "name=value,name=value" changed, each
+    value read as the knob's type; an unknown knob or a bad value raises ValueError."""
+    base = base or Recipe()
+    knobs: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in changes.split(","))):
+        name, _, value = (text.strip() for text in item.partition("="))
+        if name not in vars(base):
+            raise ValueError(f"no recipe knob {name!r}")
+        kind = type(getattr(base, name))
+        if kind is bool:
+            if value not in ("true", "false"):
+                raise ValueError(f"{name} is true or false, not {value!r}")
+            knobs[name] = value == "true"
+        elif kind in (int, float):
+            knobs[name] = kind(value)
+        else:
+            raise ValueError(f"{name} cannot be changed here")
+    return dataclasses.replace(base, **knobs)
 
 
 @dataclass
@@ -99,25 +138,19 @@ class Prepared:
 
 
 def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
-            topic_dims: int = Recipe.topic_dims, set_aside: Iterable[bytes] = ()) -> Prepared:
+            set_aside: Iterable[bytes] = (), recipe: Recipe | None = None) -> Prepared:
     """Parse every example once; the same rows serve training, evaluation and baselines.
 
-    With `unlabeled` mail, word-use directions are fitted on it first, leaving out the
-    labeled messages, the `set_aside` ones (labels kept for a later check) and copies of
-    either.
+    With `unlabeled` mail, word-use directions are fitted on it first (as `recipe` says),
+    leaving out the labeled messages, the `set_aside` ones (labels kept for a later check)
+    and copies of either.
     """
     mails = [parse(normalize_line_endings(e.raw)) for e in examples]
     rows = [to_row(m) for m in mails]
     topics = quoted_topics = None
-    candidates = ((raw, mail, to_row(mail))
-                  for raw in unlabeled for mail in [parse(normalize_line_endings(raw))])
-    aside = [(raw, mail, to_row(mail))
-             for raw in set_aside for mail in [parse(normalize_line_endings(raw))]]
-    kept_rows, kept_raws = without_labeled(
-        candidates, [*zip([e.raw for e in examples], mails, rows, strict=True), *aside])
-    if kept_rows and topic_dims > 0:
-        topics = fit_topics(kept_rows, kept_raws, topic_dims)
-        quoted_topics = fit_topics(kept_rows, kept_raws, topic_dims, text=quoted_text)
+    kept_rows, kept_raws = unlabeled_rows(examples, mails, rows, unlabeled, set_aside)
+    if kept_rows:
+        topics, quoted_topics = fit_directions(kept_rows, kept_raws, recipe or Recipe())
     return Prepared(
         examples=list(examples),
         mails=mails,
@@ -133,6 +166,34 @@ def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
     )
 
 
+def unlabeled_rows(examples: Sequence[Example], mails: Sequence[Mail], rows: Sequence[Row],
+                   unlabeled: Iterable[bytes],
+                   set_aside: Iterable[bytes] = ()) -> tuple[list[Row], list[bytes]]:
+    """The `unlabeled` messages that are none of the labeled (`examples`, parsed as `mails`
+    and `rows`) or `set_aside` ones nor a copy of one: rows and raw messages."""
+    candidates = ((raw, mail, to_row(mail))
+                  for raw in unlabeled for mail in [parse(normalize_line_endings(raw))])
+    aside = [(raw, mail, to_row(mail))
+             for raw in set_aside for mail in [parse(normalize_line_endings(raw))]]
+    return without_labeled(
+        candidates, [*zip([e.raw for e in examples], mails, rows, strict=True), *aside])
+
+
+def fit_directions(rows: Sequence[Row], raws: Sequence[bytes],
+                   recipe: Recipe) -> tuple[TopicSpace | None, TopicSpace | None]:
+    """The word-use directions of the new text and of the quoted text that `recipe` asks
+    for, fitted on unlabeled `rows` (None where it asks for none)."""
+    topics = quoted_topics = None
+    if recipe.topic_dims > 0:
+        topics = fit_topics(rows, raws, recipe.topic_dims, recipe.topic_vocabulary,
+                            keep=recipe.topic_words)
+        if recipe.quoted_topic_dims > 0:
+            quoted_topics = fit_topics(rows, raws, recipe.quoted_topic_dims,
+                                       recipe.topic_vocabulary, text=quoted_text,
+                                       keep=recipe.topic_words)
+    return topics, quoted_topics
+
+
 def _text_vectorizer(recipe: Recipe, max_features: int) -> TfidfVectorizer:
     return TfidfVectorizer(
         ngram_range=(1, recipe.ngram_max), min_df=recipe.min_df, max_df=0.9, sublinear_tf=True,
@@ -142,20 +203,23 @@ def _text_vectorizer(recipe: Recipe, max_features: int) -> TfidfVectorizer:
 
 def build_pipeline(recipe: Recipe, topics: TopicSpace | None = None,
                    quoted_topics: TopicSpace | None = None) -> Pipeline:
-    steps: list[tuple[str, Any, int]] = [
-        ("subject", _text_vectorizer(recipe, recipe.max_features // 4), 0),
-        ("body", _text_vectorizer(recipe, recipe.max_features), 1),
-        ("quoted", _text_vectorizer(recipe, recipe.max_features // 4), 2),
-        ("headers", DictVectorizer(), 3),
-    ]
-    weights = {"quoted": recipe.quoted_weight, "headers": recipe.header_weight}
+    steps: list[tuple[str, Any, int]] = []
+    if recipe.subject_weight > 0:  # 0: the subject's words are not read one by one
+        steps.append(("subject", _text_vectorizer(recipe, recipe.max_features // 4), 0))
+    steps.append(("body", _text_vectorizer(recipe, recipe.max_features), 1))
+    if recipe.quoted_weight > 0:  # 0: the quoted text's words are not read one by one
+        steps.append(("quoted", _text_vectorizer(recipe, recipe.max_features // 4), 2))
+    steps.append(("headers", DictVectorizer(), 3))
+    weights = {"subject": recipe.subject_weight, "quoted": recipe.quoted_weight,
+               "headers": recipe.header_weight}
     if topics is not None and recipe.topic_weight > 0:
         steps.append(("topic", TopicProjection(topics), 4))
         weights["topic"] = recipe.topic_weight
     if quoted_topics is not None and recipe.quoted_topic_weight > 0:
         steps.append(("quoted_topic", TopicProjection(quoted_topics), 2))
         weights["quoted_topic"] = recipe.quoted_topic_weight
-    columns = ColumnTransformer(steps, transformer_weights=weights)
+    columns = ColumnTransformer(steps, transformer_weights={
+        name: weight for name, weight in weights.items() if name in {s[0] for s in steps}})
     model = LogisticRegression(
         C=recipe.C, class_weight=recipe.class_weight, solver="newton-cg", max_iter=1000
     )
@@ -338,6 +402,7 @@ def _version(data: Prepared, index: np.ndarray, recipe: Recipe) -> str:
         # Without unlabeled mail the topic knobs change nothing: a labels-only model keeps
         # the version it had before they existed.
         knobs = [(k, v) for k, v in knobs if "topic_" not in k]
+    knobs = [(k, v) for k, v in knobs if k not in _LATER_KNOBS or v != _LATER_KNOBS[k]]
     digest = hashlib.sha256(repr(sorted(knobs)).encode())
     if data.topics is not None:
         digest.update(data.topics.digest.encode())
