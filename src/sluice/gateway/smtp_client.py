@@ -19,7 +19,7 @@ import base64
 import re
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: Longest reply line accepted, and longest whole (multi-line) reply.
 MAX_REPLY_LINE = 8192
@@ -38,14 +38,14 @@ class ConnectionClosed(SmtpClientError):
     """The upstream closed the connection (or reset it) before answering."""
 
 
-@dataclass(frozen=True, slots=True)
-class SmtpReply:
+class SmtpReply(NamedTuple):
+    """A tuple, not a dataclass: several are made per message on the relay's hot path."""
+
     code: int
     message: str  # the reply's text, continuation lines joined by "\n"
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionReplies:
+class TransactionReplies(NamedTuple):
     """What the upstream said to one mail transaction. `data` is None when DATA was not
     sent (MAIL refused, or no recipient accepted without PIPELINING); `final` is None when
     no content was sent."""
@@ -65,7 +65,9 @@ def outbound_content(content: bytes) -> bytes:
         content += b"\r\n"
     if content.startswith(b"."):
         content = b"." + content
-    return content.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    if b"\r\n." in content:
+        content = content.replace(b"\r\n.", b"\r\n..")
+    return content + b".\r\n"
 
 
 def command_line(verb: bytes, *args: bytes) -> bytes:
@@ -259,12 +261,8 @@ class SmtpConnection:
         other failure (nothing is known to be accepted).
         """
         if self.supports("pipelining"):
-            await self._send(b"".join((mail, *recipients, b"DATA\r\n")))
-            mail_reply = await self._read_reply_within(self.timeout)
-            try:
-                return await self._pipelined(mail_reply, len(recipients), content)
-            except ConnectionClosed as exc:
-                raise SmtpClientError(str(exc)) from exc
+            return await self._pipelined(b"".join((mail, *recipients, b"DATA\r\n")),
+                                         len(recipients), content)
         mail_reply = await self.command(mail)
         try:
             return await self._one_by_one(mail_reply, recipients, content)
@@ -286,15 +284,27 @@ class SmtpConnection:
         final = await self._content(content)
         return TransactionReplies(mail_reply, tuple(replies), data, final)
 
-    async def _pipelined(self, mail_reply: SmtpReply, recipients: int,
+    async def _pipelined(self, commands: bytes, recipients: int,
                          content: bytes) -> TransactionReplies:
+        await self._send(commands)
         try:
-            async with asyncio.timeout(self.timeout):
-                replies = tuple([await self._read_reply() for _ in range(recipients)])
-                data = await self._read_reply()
+            async with asyncio.timeout(self.timeout):  # one deadline for all the replies
+                mail_reply = await self._read_reply()  # ConnectionClosed here: stale
+                try:
+                    replies = tuple([await self._read_reply() for _ in range(recipients)])
+                    data = await self._read_reply()
+                except ConnectionClosed as exc:
+                    raise SmtpClientError(str(exc)) from exc
         except TimeoutError as exc:
             self._broken = True
             raise SmtpClientError("timed out waiting for the upstream's replies") from exc
+        try:
+            return await self._after_data(mail_reply, replies, data, content)
+        except ConnectionClosed as exc:
+            raise SmtpClientError(str(exc)) from exc
+
+    async def _after_data(self, mail_reply: SmtpReply, replies: tuple[SmtpReply, ...],
+                          data: SmtpReply, content: bytes) -> TransactionReplies:
         if data.code != 354:
             return TransactionReplies(mail_reply, replies, data, None)
         if mail_reply.code != 250 or not any(r.code in (250, 251) for r in replies):
