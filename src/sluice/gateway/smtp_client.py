@@ -4,7 +4,7 @@ aiosmtplib sends MAIL, each RCPT and DATA one at a time and waits for each reply
 round trips per message, each a socket write that wakes the upstream and a wake-up of the
 event loop here. Postfix, smtp-sink and most MTAs advertise PIPELINING; with it the
 envelope and DATA go out in one write and the content in a second, and the relay's CPU per
-message drops (docs/performance.md, "Upstream pipelining"). Without the extension the
+message drops (docs/performance.md, "Session 6"). Without the extension the
 commands go one at a time, as before.
 
 Outbound content is normalised as aiosmtplib did it: lone CR and LF become CRLF, the
@@ -46,9 +46,10 @@ class SmtpReply(NamedTuple):
 
 
 class TransactionReplies(NamedTuple):
-    """What the upstream said to one mail transaction. `data` is None when DATA was not
-    sent (MAIL refused, or no recipient accepted without PIPELINING); `final` is None when
-    no content was sent."""
+    """What the upstream said to one mail transaction. `data` is None when no content could
+    follow it: not sent (one by one: MAIL refused or no recipient accepted), or a pipelined
+    DATA's 354 ended with a lone dot because nobody could receive the content. `final` is
+    None when no content was sent."""
 
     mail: SmtpReply
     recipients: tuple[SmtpReply, ...]
