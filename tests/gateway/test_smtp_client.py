@@ -158,3 +158,51 @@ def test_control_characters_never_reach_a_command() -> None:
 def test_outbound_content_is_what_aiosmtplib_sends(content: bytes) -> None:
     expected = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(content)) + b".\r\n"
     assert outbound_content(content) == expected
+
+
+def test_a_354_with_nobody_to_receive_is_ended_by_a_lone_dot() -> None:
+    """RFC 2920 3.1: an upstream that answers the pipelined DATA with 354 although it refused
+    every recipient gets a lone dot, never the content, and the refusals are reported."""
+    received: list[bytes] = []
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted ESMTP\r\n")
+        while line := await reader.readline():
+            received.append(line)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-scripted\r\n250 PIPELINING\r\n")
+            elif verb == b"MAIL":
+                writer.write(b"250 2.1.0 ok\r\n")
+            elif verb == b"RCPT":
+                writer.write(b"550 5.1.1 no such user\r\n")
+            elif verb == b"DATA":
+                writer.write(b"354 go ahead\r\n")
+            elif line == b".\r\n":
+                writer.write(b"554 5.5.1 no valid recipients\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+        writer.close()
+
+    async def run() -> tuple[Any, bool]:
+        server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            conn = await SmtpConnection.open("127.0.0.1", port, local_hostname="test",
+                                             connect_timeout=5, reply_timeout=5)
+            said = await conn.transaction(command_line(b"MAIL", b"FROM:<a@example.com>"),
+                                          [command_line(b"RCPT", b"TO:<b@example.com>")],
+                                          MESSAGE)
+            usable = conn.is_connected
+            await conn.quit()
+            return said, usable
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    said, usable = asyncio.run(run())
+    assert said.recipients[0].code == 550 and said.data is None and said.final is None
+    assert usable
+    assert b"".join(received).endswith(b"DATA\r\n.\r\nQUIT\r\n")  # no content, a lone dot
+    assert not any(b"pipelined" in line for line in received)
