@@ -509,14 +509,22 @@ _COUNT_JOBS = ("SELECT coalesce(sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 EN
                "FROM outbox_job")
 
 
+#: One open connection per PostgreSQL database polled: a connection per poll would fork a
+#: backend every 20 ms and count its start-up in the cluster's CPU.
+_PG_POLLERS: dict[str, Any] = {}
+
+
 def space_counts(database: Path | str) -> tuple[int, int, int]:
     """Outbox jobs not yet finished, jobs that ended other than published, and posts."""
     if isinstance(database, str):
         import psycopg
 
-        with psycopg.connect(database.replace("postgresql+psycopg://", "postgresql://")) as pg:
-            pending, other = pg.execute(_COUNT_JOBS).fetchone() or (0, 0)
-            posts = (pg.execute("SELECT count(*) FROM space_post").fetchone() or (0,))[0]
+        pg = _PG_POLLERS.get(database)
+        if pg is None:
+            pg = _PG_POLLERS[database] = psycopg.connect(
+                database.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+        pending, other = pg.execute(_COUNT_JOBS).fetchone() or (0, 0)
+        posts = (pg.execute("SELECT count(*) FROM space_post").fetchone() or (0,))[0]
         return int(pending), int(other), int(posts)
     if not database.exists():
         return 0, 0, 0
@@ -642,6 +650,9 @@ def postgres_cluster(needed: bool) -> Iterator[Any]:
     try:
         yield server
     finally:
+        for poller in _PG_POLLERS.values():
+            poller.close()
+        _PG_POLLERS.clear()
         server.stop()
 
 

@@ -164,24 +164,16 @@ def test_a_354_with_nobody_to_receive_is_ended_by_a_lone_dot() -> None:
     """RFC 2920 3.1: an upstream that answers the pipelined DATA with 354 although it refused
     every recipient gets a lone dot, never the content, and the refusals are reported."""
     received: list[bytes] = []
+    script = {b"EHLO": b"250-scripted\r\n250 PIPELINING\r\n", b"MAIL": b"250 2.1.0 ok\r\n",
+              b"RCPT": b"550 5.1.1 no such user\r\n", b"DATA": b"354 go ahead\r\n",
+              b".\r\n": b"554 5.5.1 no valid recipients\r\n", b"QUIT": b"221 bye\r\n"}
 
     async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 scripted ESMTP\r\n")
         while line := await reader.readline():
             received.append(line)
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                writer.write(b"250-scripted\r\n250 PIPELINING\r\n")
-            elif verb == b"MAIL":
-                writer.write(b"250 2.1.0 ok\r\n")
-            elif verb == b"RCPT":
-                writer.write(b"550 5.1.1 no such user\r\n")
-            elif verb == b"DATA":
-                writer.write(b"354 go ahead\r\n")
-            elif line == b".\r\n":
-                writer.write(b"554 5.5.1 no valid recipients\r\n")
-            elif verb == b"QUIT":
-                writer.write(b"221 bye\r\n")
+            writer.write(script.get(line if line == b".\r\n" else line[:4].upper(), b""))
+            if line.upper().startswith(b"QUIT"):
                 break
         writer.close()
 

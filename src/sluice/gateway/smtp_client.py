@@ -261,13 +261,14 @@ class SmtpConnection:
         reply (a stale pooled connection: nothing was accepted), `SmtpClientError` on any
         other failure (nothing is known to be accepted).
         """
-        if self.supports("pipelining"):
-            return await self._pipelined(b"".join((mail, *recipients, b"DATA\r\n")),
-                                         len(recipients), content)
-        mail_reply = await self.command(mail)
+        pipelined = self.supports("pipelining")
+        await self._send(b"".join((mail, *recipients, b"DATA\r\n")) if pipelined else mail)
+        mail_reply = await self._read_reply_within(self.timeout)  # closed here: stale
         try:
+            if pipelined:
+                return await self._pipelined(mail_reply, len(recipients), content)
             return await self._one_by_one(mail_reply, recipients, content)
-        except ConnectionClosed as exc:
+        except ConnectionClosed as exc:  # after the MAIL reply: no longer a stale connection
             raise SmtpClientError(str(exc)) from exc
 
     async def _one_by_one(self, mail_reply: SmtpReply, recipients: Sequence[bytes],
@@ -285,27 +286,15 @@ class SmtpConnection:
         final = await self._content(content)
         return TransactionReplies(mail_reply, tuple(replies), data, final)
 
-    async def _pipelined(self, commands: bytes, recipients: int,
+    async def _pipelined(self, mail_reply: SmtpReply, recipients: int,
                          content: bytes) -> TransactionReplies:
-        await self._send(commands)
         try:
-            async with asyncio.timeout(self.timeout):  # one deadline for all the replies
-                mail_reply = await self._read_reply()  # ConnectionClosed here: stale
-                try:
-                    replies = tuple([await self._read_reply() for _ in range(recipients)])
-                    data = await self._read_reply()
-                except ConnectionClosed as exc:
-                    raise SmtpClientError(str(exc)) from exc
+            async with asyncio.timeout(self.timeout):  # one deadline for the other replies
+                replies = tuple([await self._read_reply() for _ in range(recipients)])
+                data = await self._read_reply()
         except TimeoutError as exc:
             self._broken = True
             raise SmtpClientError("timed out waiting for the upstream's replies") from exc
-        try:
-            return await self._after_data(mail_reply, replies, data, content)
-        except ConnectionClosed as exc:
-            raise SmtpClientError(str(exc)) from exc
-
-    async def _after_data(self, mail_reply: SmtpReply, replies: tuple[SmtpReply, ...],
-                          data: SmtpReply, content: bytes) -> TransactionReplies:
         if data.code != 354:
             return TransactionReplies(mail_reply, replies, data, None)
         if mail_reply.code != 250 or not any(r.code in (250, 251) for r in replies):
