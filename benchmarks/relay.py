@@ -31,12 +31,14 @@ measured against it, in the same run, with the same load client (Postfix's smtp-
                message to the channel: posted only, nothing relayed (the sink must receive
                nothing). The other shape of diversion, reported beside the copy targets; the
                issue-4 target is measured on ``copy``, the dearer shape.
-- ``mix``      a realistic share of diverted mail: ``--mix-share`` of the messages (by
-               default 23%, the share of the Enron inboxes that the starter policy, enforced,
-               posts: ``sluice rules test``, docs/performance.md) come from a sender the
-               policy copies to the channel (relayed and posted, the dearer shape), the rest
-               are relayed only; two smtp-source processes send both kinds at once, the
-               sessions split in the same proportion.
+- ``mix``      a realistic share of diverted mail, in the shapes the starter policy,
+               enforced, gives the Enron inboxes (``sluice rules test``, "Per message";
+               docs/performance.md): ``--mix-divert-share`` of the messages (21.4%) come from a
+               sender the policy diverts (posted, not relayed: every recipient is internal),
+               ``--mix-copy-share`` (1.2%) from one it copies (posted and relayed: the
+               recipients who keep mail still get it), the rest are relayed only; one
+               smtp-source process per kind, all at once, the sessions split in the same
+               proportion. ``--mix-divert-share 0 --mix-copy-share 0.23`` is session 6's mix.
 - ``copy-pg``, ``split-pg`` (with ``--postgres``): ``copy`` and ``split`` on PostgreSQL (a
                cluster of its own, tests/pg.py: Debian's binaries, fsync and synchronous_commit
                on; a database per target), the store of several gateway nodes. Their "CPU in
@@ -115,14 +117,26 @@ policy:
 #: The same with every message diverted: posted, not relayed.
 DIVERT_RULES = COPY_RULES.replace("name: copy-all", "name: divert-all").replace(
     "action: copy", "action: divert")
-#: The mix target: mail from this domain is copied to the channel, the rest only relayed.
-MIX_DOMAIN = "fyi.bench.example"
-MIX_RULES = COPY_RULES.replace("name: copy-all", "name: copy-fyi").replace(
-    "sender_domain: bench.example", f"sender_domain: {MIX_DOMAIN}")
-#: Default share of diverted messages in the mix target: messages posted / messages read when
-#: `sluice rules test` runs the starter policy, switched to enforce, over the corpus's Enron
-#: inboxes (2,902 of 12,837; docs/performance.md "Diversion on, session 6").
-MIX_SHARE = 0.23
+#: The mix target: mail from the first domain is copied to the channel, from the second
+#: diverted to it, the rest only relayed.
+MIX_COPY_DOMAIN = "copy.bench.example"
+MIX_DIVERT_DOMAIN = "divert.bench.example"
+MIX_RULES = f"""\
+internal_domains: [bench.example]
+destinations:
+  bench-space: {{kind: space}}
+policy:
+  - {{name: copy-some, match: {{sender_domain: {MIX_COPY_DOMAIN}}}, action: copy, to: bench-space}}
+  - {{name: divert-some, match: {{sender_domain: {MIX_DIVERT_DOMAIN}}}, action: divert,
+     to: bench-space}}
+"""
+#: Default shares of the mix target: what `sluice rules test` counts when it runs the starter
+#: policy, switched to enforce, over the corpus's Enron inboxes ("Per message": 12,837
+#: messages, 2,746 posted and not relayed, 156 posted and relayed; docs/performance.md,
+#: session 7).
+MIX_MESSAGES, MIX_POSTED_ONLY, MIX_POSTED_AND_RELAYED = 12837, 2746, 156
+MIX_DIVERT_SHARE = round(MIX_POSTED_ONLY / MIX_MESSAGES, 4)
+MIX_COPY_SHARE = round(MIX_POSTED_AND_RELAYED / MIX_MESSAGES, 4)
 #: Issue 4's target for the run with diversion on.
 COPY_TARGET_RATIO = 0.7
 #: The issue's target: Sluice >= this x bare at 20 sessions with 4 KB messages.
@@ -492,16 +506,44 @@ def run_source(port: int, *, sessions: int, count: int, length: int,
                                     reuse=reuse)])
 
 
-def mix_split(count: int, sessions: int, share: float) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(messages, sessions) of the copied and of the plain part of a mixed run: the sessions
-    split in the messages' proportion, each part at least one session when it has mail. With
-    one session both parts get it: they are then sent one after the other."""
-    copied = round(count * share)
-    if sessions < 2 or copied in (0, count):
-        return (copied, sessions if copied else 0), (count - copied,
-                                                     sessions if copied < count else 0)
-    copied_sessions = min(sessions - 1, max(1, round(sessions * share)))
-    return (copied, copied_sessions), (count - copied, sessions - copied_sessions)
+@dataclass(frozen=True)
+class Mix:
+    """The mix target's shares of messages: copied (posted and relayed), diverted (posted,
+    not relayed); the rest is relayed only."""
+
+    copy: float = MIX_COPY_SHARE
+    divert: float = MIX_DIVERT_SHARE
+
+    def split(self, count: int, sessions: int) -> list[tuple[int, int]]:
+        """(messages, sessions) of the copied, diverted and plain parts, in that order: the
+        sessions split in the messages' proportion, each part with mail at least one (the
+        plain part gets the rest). With fewer sessions than parts every part gets all of
+        them: the parts are then sent one after the other."""
+        copied = round(count * self.copy)
+        diverted = round(count * self.divert)
+        counts = [copied, diverted, count - copied - diverted]
+        parts = sum(1 for n in counts if n)
+        if sessions < parts or parts == 1:
+            return [(n, sessions if n else 0) for n in counts]
+        shares = [max(1, round(sessions * n / count)) if n else 0 for n in counts[:2]]
+        rest = sessions - sum(shares)
+        if counts[2] and rest < 1:  # the plain part keeps one session
+            largest = shares.index(max(shares))
+            shares[largest] -= 1 - rest
+            rest = 1
+        return [(counts[0], shares[0]), (counts[1], shares[1]),
+                (counts[2], rest if counts[2] else 0)]
+
+    def posts(self, count: int) -> int:
+        return sum(n for n, _ in self.split(count, 1)[:2])
+
+    def relayed(self, count: int) -> int:
+        parts = self.split(count, 1)
+        return parts[0][0] + parts[2][0]
+
+    def describe(self) -> str:
+        return (f"{self.divert:.1%} of the messages posted only, {self.copy:.1%} posted and "
+                "relayed, the rest relayed only")
 
 
 _COUNT_JOBS = ("SELECT coalesce(sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0), "
@@ -557,24 +599,26 @@ def wait_published(target: Target, posts_before: int, count: int, started: float
 
 
 def measure(sink: Sink, target: Target, *, sessions: int, count: int, length: int,
-            reuse: bool, mix_share: float = MIX_SHARE) -> Sample:
+            reuse: bool, mix: Mix | None = None) -> Sample:
     port = target.port if target.relay else sink.port
     before = sink.count()
     posts_before = space_counts(target.database)[2] if target.database else 0
     posts = count
     loads = [source_args(port, sessions=sessions, count=count, length=length, reuse=reuse)]
+    relayed = 0 if target.name in POST_ONLY else count
     if target.name == "mix":
-        (posts, copy_sessions), (plain, plain_sessions) = mix_split(count, sessions, mix_share)
+        mix = mix or Mix()
+        posts, relayed = mix.posts(count), mix.relayed(count)
+        senders = (f"foo@{MIX_COPY_DOMAIN}", f"foo@{MIX_DIVERT_DOMAIN}", "")
         loads = [source_args(port, sessions=n_sessions, count=n, length=length, reuse=reuse,
                              sender=sender)
-                 for n, n_sessions, sender in ((posts, copy_sessions, f"foo@{MIX_DOMAIN}"),
-                                               (plain, plain_sessions, ""))
+                 for (n, n_sessions), sender in zip(mix.split(count, sessions), senders,
+                                                    strict=True)
                  if n]
     cpu_before = target.cpu()
     started = time.perf_counter()
-    elapsed = run_sources(loads, one_after_another=sessions < 2)
+    elapsed = run_sources(loads, one_after_another=sessions < len(loads))
     cpu_accepting = target.cpu()[0] - cpu_before[0]
-    relayed = 0 if target.name in POST_ONLY else count
     arrived = sink.wait_count(before + relayed) - before
     if arrived != relayed:
         raise BenchmarkError(f"sent {count} messages to relay {relayed}, smtp-sink received "
@@ -816,14 +860,14 @@ def run(args: argparse.Namespace) -> list[Cell]:
             warm = min(args.messages, 200)
             for name, target in targets.items():
                 measure(sink, target, sessions=max(args.sessions), count=warm,
-                        length=SIZES["4 KB"], reuse=args.reuse, mix_share=args.mix_share)
+                        length=SIZES["4 KB"], reuse=args.reuse, mix=args.mix_shares)
                 print(f"warm-up     {TARGET_TITLES[name]}: {warm} messages", flush=True)
             for repeat in range(1, args.repeats + 1):
                 for cell in cells:
                     for name in args.targets:
                         sample = measure(sink, targets[name], sessions=cell.sessions,
                                          count=args.messages, length=sizes[cell.size],
-                                         reuse=args.reuse, mix_share=args.mix_share)
+                                         reuse=args.reuse, mix=args.mix_shares)
                         cell.samples.setdefault(name, []).append(sample)
                         published = ""
                         if name in DIVERTING:
@@ -842,8 +886,9 @@ def run(args: argparse.Namespace) -> list[Cell]:
     return cells
 
 
-def report(cells: list[Cell], targets: Sequence[str], mix_share: float = MIX_SHARE) -> str:
+def report(cells: list[Cell], targets: Sequence[str], mix: Mix | None = None) -> str:
     """The table (Markdown), the spreads and the issue's target."""
+    mix = mix or Mix()
     relays = [t for t in ("sluice", "classify", *DIVERTING) if t in targets]
     head = ["size", "sessions", *(TARGET_TITLES[t] for t in targets),
             *(f"{TARGET_TITLES[t]}/bare" for t in relays),
@@ -878,8 +923,8 @@ def report(cells: list[Cell], targets: Sequence[str], mix_share: float = MIX_SHA
                  f"{TARGET_TITLES['split']}: `sluice gateway --no-worker` (CPU accepting is "
                  "its CPU) and `sluice worker` on the same database.",
                  "On PG: the same on PostgreSQL; CPU in all includes the cluster's processes.",
-                 f"{TARGET_TITLES['mix']}: {mix_share:.0%} of the messages relayed and posted, "
-                 "the rest relayed only, sent at once by two smtp-source processes."]
+                 f"{TARGET_TITLES['mix']}: {mix.describe()}, sent at once by one smtp-source "
+                 "process per kind."]
     for c in cells:
         if c.size == "4 KB" and c.sessions == 20 and "sluice" in targets:
             ratio = c.ratio("sluice")
@@ -898,7 +943,7 @@ def report(cells: list[Cell], targets: Sequence[str], mix_share: float = MIX_SHA
                 verdict = "met" if accepted >= COPY_TARGET_RATIO else "NOT met"
                 if t == "mix":
                     rows.append(f"{TARGET_TITLES[t]}/bare at 20 sessions, 4 KB: {accepted:.2f} "
-                                f"accepted ({mix_share:.0%} of the mail copied; >= "
+                                f"accepted ({mix.describe()}; >= "
                                 f"{COPY_TARGET_RATIO:.1f}: {verdict}), {published:.2f} published")
                     continue
                 rows.append(
@@ -950,9 +995,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="skip Sluice+divert (every message posted, nothing relayed)")
     parser.add_argument("--no-mix-target", dest="mix", action="store_false",
                         help="skip Sluice+mix (a share of the mail copied, the rest relayed)")
-    parser.add_argument("--mix-share", type=float, default=MIX_SHARE,
-                        help="share of the messages the mix target copies to the channel "
-                             f"(default {MIX_SHARE}: see MIX_SHARE)")
+    parser.add_argument("--mix-divert-share", type=float, default=MIX_DIVERT_SHARE,
+                        help="share of the messages the mix target diverts to the channel: "
+                             f"posted, not relayed (default {MIX_DIVERT_SHARE}: see "
+                             "MIX_DIVERT_SHARE)")
+    parser.add_argument("--mix-copy-share", type=float, default=MIX_COPY_SHARE,
+                        help="share of the messages the mix target copies to the channel: "
+                             f"posted and relayed (default {MIX_COPY_SHARE}: see MIX_COPY_SHARE)")
     parser.add_argument("--postgres", action="store_true",
                         help="also run copy and copy+worker on PostgreSQL (a cluster of its "
                              "own from Debian's binaries)")
@@ -968,8 +1017,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=argparse.SUPPRESS)
     parser.add_argument("--bare-pipelined", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if not 0.0 < args.mix_share <= 1.0:
-        parser.error("--mix-share must be in (0, 1]")
+    if (min(args.mix_divert_share, args.mix_copy_share) < 0.0
+            or not 0.0 < args.mix_divert_share + args.mix_copy_share <= 1.0):
+        parser.error("--mix-divert-share and --mix-copy-share must be >= 0 and add up to "
+                     "(0, 1]")
+    args.mix_shares = Mix(copy=args.mix_copy_share, divert=args.mix_divert_share)
     if args.messages is None:
         args.messages = 80 if args.quick else 1000
     args.targets = [t for t in TARGETS
@@ -992,7 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nbenchmark void: {exc}", file=sys.stderr)
         return 1
     print()
-    print(report(cells, args.targets, args.mix_share))
+    print(report(cells, args.targets, args.mix_shares))
     print(f"\n(total {time.monotonic() - started:.0f} s; load avg after the run "
           f"{load_average()})")
     return 0

@@ -13,7 +13,7 @@ import mailbox
 import pathlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
@@ -106,6 +106,8 @@ class Expected:
     after: int = 0
     after_audit: int = 0
     external: int = 0
+    #: messages by shape: relayed only / posted and relayed / posted, not relayed
+    shapes: Counter[str] = field(default_factory=Counter)
 
 
 def expected_counts(raws: list[bytes]) -> tuple[Expected, Counter[str], Counter[str],
@@ -145,6 +147,10 @@ def expected_counts(raws: list[bytes]) -> tuple[Expected, Counter[str], Counter[
                 posted.add(o.destination)
         for name in posted:
             dests[(name, "messages")] += 1
+        relayed = any(o.action in ("external", "deliver", "copy") or o.mode == "audit"
+                      for o in outcomes)
+        totals.shapes["relayed" if not posted else "posted_and_relayed" if relayed
+                      else "posted_only"] += 1
     return totals, actions, audit, dests, diverted
 
 
@@ -220,6 +226,8 @@ def check(sim: Simulation, raws: list[bytes]) -> None:
     assert sim.inbox_after_audit == totals.after_audit
     assert sim.external == totals.external
     assert sim.recipients == totals.before + totals.external
+    assert sum(sim.shapes.values()) == sim.messages
+    assert +Counter(sim.shapes) == +totals.shapes
     assert {a: n for a, n in sim.actions.items() if n} == dict(actions)
     assert dict(sim.audit_actions) == dict(audit)
     got = Counter({(n, "messages"): c.messages for n, c in sim.destinations.items()})
@@ -250,6 +258,9 @@ def test_generated_messages_counted_as_decided_by_hand(rules_file: Path) -> None
     assert sim.users["alice@example.com"].audit == 1
     assert sim.users["bob@example.com"].audit == 0
     assert sim.audit_destinations == {"news": DestinationCounts(messages=1, recipients=2)}
+    # Posted and still relayed: the first news mail (Bob and ext keep it), the contract
+    # draft (copied); posted only: the second news mail (alice, dave) and the [FYI] digest.
+    assert sim.shapes == {"relayed": 3, "posted_and_relayed": 2, "posted_only": 2}
 
 
 def test_maildir_and_mbox_of_corpus_and_generated_mail(rules_file: Path,
@@ -298,6 +309,7 @@ def test_unreadable_empty_missing_and_recipientless_are_skipped_with_reasons(
     totals = expected_counts(raws)[0]
     assert report["messages"] == totals.messages == len(raws)
     assert report["inbox_deliveries"]["before"] == totals.before
+    assert report["shapes"] == {"relayed": 3, "posted_and_relayed": 2, "posted_only": 2}
     reasons = report["skipped"]["reasons"]
     assert reasons == {"unreadable: Permission denied": 1, "empty file": 1,
                        NO_RECIPIENTS: 1, "no such file or folder": 1}

@@ -99,6 +99,8 @@ class Simulation:
     rules: Mapping[str, int] = field(default_factory=dict)
     categories: Mapping[str, int] = field(default_factory=dict)
     classified: bool = False
+    #: Messages by what the gateway does with them under the enforced rules (`SHAPES`).
+    shapes: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def reduction(self) -> int:
@@ -117,6 +119,13 @@ class Simulation:
     @property
     def audit_reduction_percent(self) -> float:
         return _percent(self.audit_reduction, self.inbox_before)
+
+
+#: What the gateway does with one message under the enforced rules: relays it and posts
+#: nothing, posts it and relays it to the recipients who keep it (external ones always do),
+#: or posts it and relays nothing. Each costs the gateway differently (docs/performance.md).
+RELAYED, POSTED_AND_RELAYED, POSTED_ONLY = "relayed", "posted_and_relayed", "posted_only"
+SHAPES = (RELAYED, POSTED_AND_RELAYED, POSTED_ONLY)
 
 
 def _percent(part: int, whole: int) -> float:
@@ -173,6 +182,7 @@ class _Tally:
         self.users: dict[str, Counter[str]] = {}
         self.rules: Counter[str] = Counter()
         self.categories: Counter[str] = Counter()
+        self.shapes: Counter[str] = Counter()
 
     def skip(self, skipped: Skipped) -> None:
         self.skipped += 1
@@ -187,9 +197,11 @@ class _Tally:
             self.categories[verdict.category] += 1
         posted: set[str] = set()
         audit_posted: set[str] = set()
+        relayed = False
         for action in distinct_actions(decision):
             recipient = action.recipient.lower()
             self.recipients += 1
+            relayed = relayed or action.keeps_mail
             if not is_inbox_delivery(action):
                 self.external += 1
                 continue
@@ -222,6 +234,7 @@ class _Tally:
                 posted.add(action.destination)
         for name in posted:
             self.dest_messages[name] += 1
+        self.shapes[RELAYED if not posted else POSTED_AND_RELAYED if relayed else POSTED_ONLY] += 1
         for name in audit_posted:
             self.audit_dest_messages[name] += 1
 
@@ -251,6 +264,7 @@ class _Tally:
             rules=dict(sorted(self.rules.items())),
             categories=dict(self.categories.most_common()),
             classified=classified,
+            shapes={shape: self.shapes[shape] for shape in SHAPES},
         )
 
 
@@ -318,6 +332,7 @@ def to_json(sim: Simulation, *, rules_file: str = "", data: Iterable[str] = ()) 
                   for u, c in sim.users.items()},
         "rules": dict(sim.rules),
         "categories": dict(sim.categories),
+        "shapes": dict(sim.shapes),
     }
 
 
@@ -354,6 +369,11 @@ def format_text(sim: Simulation, *, rules_file: str = "", data: Iterable[str] = 
     if sim.audit_actions:
         lines += ["Would do in audit mode (still delivered as before):"]
         lines += _table([(a, str(n)) for a, n in sim.audit_actions.items()])
+    if sim.messages:
+        lines += ["", "Per message (enforced rules):"]
+        lines += _table([(label, str(sim.shapes.get(shape, 0))) for shape, label in (
+            (RELAYED, "relayed only"), (POSTED_AND_RELAYED, "posted and relayed"),
+            (POSTED_ONLY, "posted, not relayed"))])
     for title, dests in (("Per destination (enforced)", sim.destinations),
                          ("Per destination, would post in audit mode", sim.audit_destinations)):
         if dests:
