@@ -12,7 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.core.parse import (
+    _BOUNDARY_PARAM,
     _HEADER_END,
+    MAX_BOUNDARIES,
+    NestingTooDeepDefect,
+    _message,
     _plain_header_block,
     normalize_line_endings,
     normalize_subject,
@@ -220,3 +224,15 @@ def test_header_short_cut_on_real_mail() -> None:
         raw = normalize_line_endings(path.read_bytes())
         if _HEADER_END.search(raw) and raw[:1] not in (b" ", b"\t"):
             _same_head(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"boundary=", b"BOUNDARY =", b"Boundary", b"bOuNdArY\t=",
+                                 b"boundar", b"y=", b"=", b"x", b"\r\n", b": "]),
+                max_size=260))
+def test_the_boundary_count_is_decided_as_the_pattern_decides_it(pieces: list[bytes]) -> None:
+    """`_message` counts the word before running the case-insensitive pattern: the body is
+    kept opaque exactly when the pattern alone finds more than MAX_BOUNDARIES."""
+    raw = b"Content-Type: text/plain\r\n\r\n" + b"".join(pieces)
+    opaque = any(isinstance(d, NestingTooDeepDefect) for d in _message(raw).defects)
+    assert opaque == (len(_BOUNDARY_PARAM.findall(raw)) > MAX_BOUNDARIES)

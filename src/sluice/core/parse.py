@@ -250,7 +250,11 @@ _BOUNDARY_PARAM = re.compile(rb"boundary\s*=", re.IGNORECASE)
 
 
 def _message(raw: bytes) -> Message:
-    if len(_BOUNDARY_PARAM.findall(raw)) > MAX_BOUNDARIES:
+    # Every `boundary=` match holds the word, so at most MAX_BOUNDARIES occurrences of it
+    # decide the same without the pattern: a case-insensitive regular expression scans the
+    # whole message at about 5 ns a byte (a fifth of the parse of a 4 KB message).
+    if (raw.lower().count(b"boundary") > MAX_BOUNDARIES
+            and len(_BOUNDARY_PARAM.findall(raw)) > MAX_BOUNDARIES):
         return _opaque(raw)
     try:
         return _message_tree(raw)
