@@ -53,10 +53,13 @@ def differences(engine: Engine) -> list[object]:
 
 
 def create_all_as_before(engine: Engine) -> None:
-    """What init_schema did before there were migrations."""
+    """What init_schema did before there were migrations: the models of that time, which
+    also had the two indexes revision 0002 dropped."""
     SQLModel.metadata.create_all(engine)
     with engine.begin() as conn:
         tables_space.create_search_table(conn)
+        conn.execute(text("CREATE INDEX ix_ledger_fingerprint ON ledger (fingerprint)"))
+        conn.execute(text("CREATE INDEX ix_message_thread_subject ON message (thread_subject)"))
 
 
 def publish_and_find(engine: Engine, subject: str) -> None:

@@ -44,7 +44,8 @@ class MessageRecord(SQLModel, table=True):
     attachment_bytes: int = 0
     in_reply_to: str = Field(default="", max_length=998)
     references: str = Field(default="")
-    thread_subject: str = Field(default="", index=True)
+    #: Not indexed: no query selects messages by it (0002 dropped the index).
+    thread_subject: str = Field(default="")
     reply_depth: int = 0
     category: str | None = Field(default=None, index=True, max_length=32)
     confidence: float | None = None
@@ -78,7 +79,9 @@ class LedgerEntry(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("fingerprint", "recipient"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    fingerprint: str = Field(index=True, max_length=64)
+    #: Looked up through the unique (fingerprint, recipient) index: a second index on the
+    #: fingerprint alone cost every recipient of every message a B-tree insert (0002).
+    fingerprint: str = Field(max_length=64)
     recipient: str = Field(max_length=512)
     reply: str = Field(default="", max_length=1024)
     at: datetime = Field(default_factory=utcnow, index=True)
