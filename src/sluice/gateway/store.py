@@ -132,8 +132,13 @@ class _DbThread:
             _, future, loop = batch[0]
             loop.call_soon_threadsafe(_fail, future)
             return
+        # One wake-up of each event loop per batch, not one per caller: every
+        # call_soon_threadsafe writes to the loop's self-pipe (a system call).
+        done: dict[Any, list[tuple[asyncio.Future[Any], Any]]] = {}
         for (_, future, loop), result in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_resolve, future, result)
+            done.setdefault(loop, []).append((future, result))
+        for loop, resolved in done.items():
+            loop.call_soon_threadsafe(_resolve_all, resolved)
 
     def _reset(self) -> None:
         """After an error: roll back; a broken connection is replaced on next use."""
@@ -259,9 +264,10 @@ DIGEST_START = {"sent_at": None}
 BLOB_COLUMNS = ("sha256", "size", "data", "created_at")
 
 
-def _resolve(future: asyncio.Future[Any], result: Any) -> None:
-    if not future.done():
-        future.set_result(result)
+def _resolve_all(resolved: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in resolved:
+        if not future.done():
+            future.set_result(result)
 
 
 def _fail(future: asyncio.Future[Any]) -> None:
