@@ -7,13 +7,13 @@ from collections import Counter
 import numpy as np
 
 from sluice.classifier.dataset import Example, load_examples
-from sluice.classifier.evaluation import evaluate_model, score
+from sluice.classifier.evaluation import cross_validate, evaluate_model, score
 from sluice.classifier.model import Classifier
 from sluice.classifier.rules import rule_category
 from sluice.classifier.training import Prepared, folds, prepare, thread_groups
 from sluice.core.parse import normalize_line_endings, parse
 from sluice.core.verdict import CATEGORIES
-from tests.classifier.conftest import CORPUS, EXTRA_LABELS, HELDOUT_LABELS, Split
+from tests.classifier.conftest import CORPUS, EXTRA_LABELS, HELDOUT_LABELS, QUICK, Split
 
 
 def test_replies_share_the_thread_of_their_subject(prepared: Prepared) -> None:
@@ -126,3 +126,20 @@ def test_agreement_labels_relabel_only_messages_already_labeled() -> None:
     labeled = {(base / e.name).resolve()
                for path in (EXTRA_LABELS, HELDOUT_LABELS) for e in load_examples(path)}
     assert {(base / e.name).resolve() for e in agreement} <= labeled
+
+
+def test_cross_validation_scores_the_first_label_file_alone_both_ways(
+    examples: list[Example],
+) -> None:
+    """With several label files, the first one (the corpus's own labels) is also scored
+    alone, with the direct rule and taking the most probable category."""
+    first, second = examples[:300], load_examples(HELDOUT_LABELS)
+    result = cross_validate(prepare(first + second), QUICK, n_folds=3)
+    alone, plain = result.model_on_first_source, result.argmax_on_first_source
+    assert alone is not None and plain is not None
+    assert alone.support.sum() == plain.support.sum() == len(first)
+    assert result.argmax.support.sum() == len(first) + len(second)
+    # QUICK leaves the rule off (ratio 1.0): it picks the most probable category too.
+    assert plain.macro_f1 == alone.macro_f1
+    single = cross_validate(prepare(first), QUICK, n_folds=3)
+    assert single.model_on_first_source is None and single.argmax_on_first_source is None

@@ -64,6 +64,9 @@ class Evaluation:
     #: own labels.csv when extra labels were added), with that source's name; else None.
     model_on_first_source: Scores | None = None
     first_source: str = ""
+    #: The same subset taking the most probable category (for reports comparing recipes on
+    #: the first source alone, e.g. scripts/nested_seeds.py).
+    argmax_on_first_source: Scores | None = None
 
 
 def score(name: str, y: np.ndarray, second: np.ndarray, predicted: np.ndarray) -> Scores:
@@ -120,10 +123,12 @@ def cross_validate(data: Prepared, recipe: Recipe | None = None, n_folds: int = 
     correct = lenient_truth(data.y, data.second, argmax_arr) == argmax_arr
     origins = [e.origin for e in data.examples]
     first = np.array([o == origins[0] for o in origins])
-    subset = None
+    subset = subset_argmax = None
     if not first.all():
         subset = score(f"model, on {origins[0]} only", data.y[first], data.second[first],
                        predicted_arr[first])
+        subset_argmax = score(f"model without the direct rule, on {origins[0]} only",
+                              data.y[first], data.second[first], argmax_arr[first])
     return Evaluation(
         model=score("model", data.y, data.second, predicted_arr),
         argmax=score("model without the direct rule", data.y, data.second, argmax_arr),
@@ -136,6 +141,7 @@ def cross_validate(data: Prepared, recipe: Recipe | None = None, n_folds: int = 
         log_loss=float(-np.mean(np.log(np.clip(own_label_proba, 1e-12, 1.0)))),
         model_on_first_source=subset,
         first_source=origins[0] if subset else "",
+        argmax_on_first_source=subset_argmax,
     )
 
 
