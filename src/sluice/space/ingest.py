@@ -74,7 +74,14 @@ _POST_COLUMNS = (
     "category", "excerpt", "raw_sha256", "attachments_json", "recipients", "thread_subject",
     "in_reply_to", "thread_id", "body_html", "body_text", "comment_count", "posted_at",
     "last_activity_at")
-_INSERT_POST = insert_sql("space_post", _POST_COLUMNS, "channel, fingerprint")
+_INSERT_POST = insert_sql("space_post", ("id", *_POST_COLUMNS), "channel, fingerprint")
+#: The id the next post gets, asked for before its insert, so the row is written whole in
+#: one statement (its body links and thread point at its own id). On SQLite the caller holds
+#: the write lock already (the batch's channel upsert), so nobody can take the id meanwhile.
+_NEXT_POST_ID = {
+    "sqlite": "SELECT coalesce(max(id), 0) + 1 FROM space_post",
+    "postgresql": "SELECT nextval(pg_get_serial_sequence('space_post', 'id'))",
+}
 _INSERT_RECIPIENT = insert_sql("space_post_recipient", ("post_id", "address", "role"),
                                "post_id, address")
 _INSERT_BLOB = insert_sql("blob", ("sha256", "size", "data", "created_at"), "sha256")
@@ -358,18 +365,28 @@ def _who(mail: Mail, post: Post) -> str:
 def _add_post(conn: Connection, raw: Raw, channel: str, prepared: Prepared,
               thread_id: int | None, batch: Batch | None) -> Ingested:
     post, mail, parts = prepared.post, prepared.mail, prepared.parts
-    raw.execute(_INSERT_POST, {
-        "channel": channel, "fingerprint": post.fingerprint, "message_id": post.message_id,
-        "content_key": prepared.key, "subject": post.subject, "sender": post.sender,
-        "sender_name": post.sender_name, "category": post.category, "excerpt": post.excerpt,
-        "raw_sha256": prepared.raw_sha256, "attachments_json": "[]",
-        "recipients": "\n".join(post.recipients), "thread_subject": post.thread_subject,
-        "in_reply_to": post.in_reply_to, "thread_id": thread_id, "body_html": "",
+    attachments = json.dumps([{"filename": a.filename, "content_type": a.content_type,
+                               "size": a.size, "sha256": a.sha256} for a in mail.attachments],
+                             ensure_ascii=False)
+    post_id = int(raw.scalar(_NEXT_POST_ID[raw.dialect]))
+    inserted = raw.execute(_INSERT_POST, {
+        "id": post_id, "channel": channel, "fingerprint": post.fingerprint,
+        "message_id": post.message_id, "content_key": prepared.key, "subject": post.subject,
+        "sender": post.sender, "sender_name": post.sender_name, "category": post.category,
+        "excerpt": post.excerpt, "raw_sha256": prepared.raw_sha256,
+        "attachments_json": attachments, "recipients": "\n".join(post.recipients),
+        "thread_subject": post.thread_subject, "in_reply_to": post.in_reply_to,
+        "thread_id": thread_id or post_id,
+        "body_html": prepared.body_html.replace(prepared.token, str(post_id)),
         "body_text": mail.text[:MAX_BODY_CHARS], "comment_count": 0,
         "posted_at": post.received_at, "last_activity_at": post.received_at,
-    })
-    post_id = _id(raw.scalar(_POST_BY_FINGERPRINT, {"channel": channel,
-                                                    "fp": post.fingerprint}))
+    }).rowcount
+    if inserted != 1:  # the same post came in meanwhile: finish that row, as before
+        post_id = _id(raw.scalar(_POST_BY_FINGERPRINT, {"channel": channel,
+                                                        "fp": post.fingerprint}))
+        raw.execute(_FINISH_POST, {
+            "pid": post_id, "body": prepared.body_html.replace(prepared.token, str(post_id)),
+            "thread": thread_id or post_id, "files": attachments})
     _add_recipients(raw, post_id, prepared.who)
     images = [image for image in parts.inline_images if image.content_type in INLINE_IMAGE_TYPES]
     files = dict(parts.attachments)
@@ -381,12 +398,6 @@ def _add_post(conn: Connection, raw: Raw, channel: str, prepared: Prepared,
          "content_type": image.content_type, "size": len(image.data),
          "sha256": hashlib.sha256(image.data).hexdigest(), "inline": True,
          "content_id": image.content_id[:998]} for image in images])
-    attachments = [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
-                    "sha256": a.sha256} for a in mail.attachments]
-    raw.execute(_FINISH_POST, {
-        "pid": post_id, "body": prepared.body_html.replace(prepared.token, str(post_id)),
-        "thread": thread_id or post_id,
-        "files": json.dumps(attachments, ensure_ascii=False)})
     search = post_search_row(post_id, subject=post.subject, body=mail.text[:MAX_BODY_CHARS],
                              sender=f"{post.sender_name} {post.sender}".strip(),
                              names=" ".join(a.filename for a in mail.attachments))
