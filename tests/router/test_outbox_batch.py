@@ -17,10 +17,11 @@ from sluice.core.post import Post
 from sluice.core.settings import load_settings
 from sluice.core.tables_router import DONE, PENDING, Blob, OutboxJob
 from sluice.core.tables_space import PostRecipient, SpacePost
+from sluice.core.verdict import Verdict
 from sluice.router.blobs import BlobStore, blob_row
 from sluice.router.destinations import Published, SpaceDestination
 from sluice.router.outbox import OutboxEntry, OutboxWorker, _Parsed
-from sluice.router.post import build_post
+from sluice.router.post import build_post, post_from_json, post_to_json
 from sluice.space.ingest import Batch, Prepared
 
 SENDER = "pat@example.com"
@@ -95,10 +96,13 @@ class CountingSpace(SpaceDestination):
     """The shared space, counting how many posts came with the gateway's parsed message."""
 
     handed_over = 0
+    posts_handed_over = 0
+    handed_posts: frozenset[int] = frozenset()
 
     def prepare_in(self, conn: Connection, post: Post, raw_sha256: str,
                    mail: Mail | None = None) -> Prepared:
         self.handed_over += mail is not None
+        self.posts_handed_over += id(post) in self.handed_posts
         return super().prepare_in(conn, post, raw_sha256, mail)
 
 
@@ -114,16 +118,37 @@ def test_a_message_handed_over_by_the_gateway_is_posted_as_if_parsed_from_the_bl
         with Session(engine) as session:
             raw = session.exec(select(Blob)).one().data
         envelope = Envelope(SENDER, ("alice@example.com",))
-        if handed:  # as the gateway does after its commit: its parse, with the SMTP envelope
-            worker.wake(blob_row(raw)["sha256"], parse(raw, envelope))
+        if handed:  # as the gateway does after its commit: its parse, with the SMTP envelope,
+            # and the post it built (here the same one built again: the JSON is not read)
+            handed_post = build_post(parse(raw), None, destination="team", fingerprint="f00",
+                                     recipients=("alice@example.com",),
+                                     base_url="http://sluice.test")
+            space.handed_posts = frozenset({id(handed_post)})
+            worker.wake(blob_row(raw)["sha256"], parse(raw, envelope), (handed_post,))
         assert asyncio.run(worker.run_once()) == 1
         assert space.handed_over == handed
+        assert space.posts_handed_over == handed
         with Session(engine) as session:
             post = session.exec(select(SpacePost)).one().model_dump()
             recipients = sorted((r.address, r.role) for r in session.exec(select(PostRecipient)))
         rows.append(({k: v for k, v in post.items() if k not in ("posted_at", "last_activity_at")},
                      recipients))
     assert rows[0] == rows[1]
+
+
+def test_a_post_survives_its_json_unchanged() -> None:
+    """The worker takes a post handed over by the gateway instead of decoding the job's JSON:
+    both must be the same post."""
+    raw = (b"From: Pat <pat@example.com>\r\nTo: a@example.com\r\nSubject: =?utf-8?q?Pr=C3=BCfung?="
+           b"\r\nMessage-ID: <x@example.com>\r\nIn-Reply-To: <w@example.com>\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain;"
+           b" charset=utf-8\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n--b\r\nContent-Type: application/pdf\r\n"
+           b"Content-Disposition: attachment; filename=a.pdf\r\n\r\n%PDF\r\n--b--\r\n")
+    post = build_post(parse(raw), Verdict("material", 0.8125, ("a reason",), "m"),
+                      destination="team", fingerprint="f", recipients=("a@example.com",),
+                      base_url="http://sluice.test")
+    assert post.attachments and post.in_reply_to and post.confidence == 0.8125
+    assert post_from_json(post_to_json(post)) == post
 
 
 def test_handed_over_messages_are_kept_within_a_byte_budget() -> None:

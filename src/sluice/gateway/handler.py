@@ -23,6 +23,7 @@ from sluice.core.errors import StorageUnavailable
 from sluice.core.mail import Envelope as MailEnvelope
 from sluice.core.mail import Mail
 from sluice.core.parse import parse
+from sluice.core.post import Post
 from sluice.core.settings import Settings
 from sluice.core.tables import utcnow
 from sluice.gateway.dsn import build_dsn
@@ -73,10 +74,12 @@ class GatewayHandler:
 
     def __init__(self, settings: Settings, store: Store, deliverer: Deliverer,
                  hook: PipelineHook = deliver_everything, *, auth_enabled: bool = False,
-                 on_posts: Callable[[str, Mail | None], None] | None = None) -> None:
+                 on_posts: Callable[[str, Mail | None, tuple[Post, ...]], None] | None = None,
+                 ) -> None:
         self.settings = settings
         #: Called after posts were committed (wakes the outbox worker), with the raw
-        #: message's sha256 and the parsed message (a worker in this process reuses it).
+        #: message's sha256, the parsed message and the posts (a worker in this process
+        #: reuses them).
         self.on_posts = on_posts
         self.store = store
         self.deliverer = deliverer
@@ -241,7 +244,7 @@ class GatewayHandler:
                 log.error("could not record message %s after relaying it", print_[:16])
         METRICS.observe_message(facts)
         if outbox and self.on_posts is not None:
-            self.on_posts(outbox[0].raw_sha256, mail)
+            self.on_posts(outbox[0].raw_sha256, mail, tuple(e.post for e in outbox))
         if self.settings.fault_pause_before_reply:
             await asyncio.sleep(self.settings.fault_pause_before_reply)
         if is_lmtp:
