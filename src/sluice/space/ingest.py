@@ -183,8 +183,10 @@ def prepare_mail(post: Post, mail: Mail, raw_sha256: str) -> Prepared:
     token = f"sluice-post-{secrets.token_hex(8)}"
     cids = {image.content_id: _attachment_url(token, hashlib.sha256(image.data).hexdigest())
             for image in parts.inline_images if image.content_type in INLINE_IMAGE_TYPES}
+    # Plain-text mail keeps no HTML copy of its text: the post page renders body_text when
+    # body_html is empty (space.posts.get_post), so each post writes its text once.
     body_html = (sanitize_html(mail.html, cid_resolver(cids), f"/api/posts/{token}/")
-                 if mail.html.strip() else text_to_html(mail.text[:MAX_BODY_CHARS]))
+                 if mail.html.strip() else "")
     return Prepared(post, raw_sha256, mail, audience(mail, post), content_key(mail), parts,
                     body_html, token)
 

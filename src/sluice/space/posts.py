@@ -224,7 +224,9 @@ def get_post(engine: Engine, viewer: Viewer, post_id: int) -> PostDetail:
         id=post.id, channel=post.channel, subject=post.subject, sender=post.sender,
         sender_name=post.sender_name, category=post.category,
         posted_at=as_utc(post.posted_at), last_activity_at=as_utc(post.last_activity_at),
-        thread_id=post.thread_id or post.id, body_html=post.body_html,
+        thread_id=post.thread_id or post.id,
+        # Plain-text mail is stored as text alone (space.ingest.prepare_mail).
+        body_html=post.body_html or text_to_html(post.body_text),
         attachments=tuple(v for v in views if v.comment_id is None),
         comments=tuple(CommentView(
             id=c.id or 0, author=c.author, author_name=c.author_name, body_html=c.body_html,
