@@ -33,12 +33,12 @@ measured against it, in the same run, with the same load client (Postfix's smtp-
                ``mix``, the run issue 4's target is judged on.
 - ``mix``      a realistic share of diverted mail, in the shapes the starter policy,
                enforced, gives the Enron inboxes (``sluice rules test``, "Per message";
-               docs/performance.md): ``--mix-divert-share`` of the messages (21.4%) come from a
-               sender the policy diverts (posted, not relayed: every recipient is internal),
-               ``--mix-copy-share`` (1.2%) from one it copies (posted and relayed: the
-               recipients who keep mail still get it), the rest are relayed only; one
-               smtp-source process per kind, all at once, the sessions split in the same
-               proportion. ``--mix-divert-share 0 --mix-copy-share 0.23`` is session 6's mix.
+               docs/performance.md): ``--mix-divert-share`` of the messages (21.4%) go to a
+               recipient whose own rule diverts them (posted, not relayed),
+               ``--mix-copy-share`` (1.2%) to one whose rule copies them (posted and
+               relayed), the rest are relayed only; the kinds are spread evenly over the
+               numbered recipients of one smtp-source run, so every session sends all three.
+               ``--mix-divert-share 0 --mix-copy-share 0.23`` is session 6's share.
                Issue 4's target (>= 0.7 x bare) is judged on this run.
 - ``copy-pg``, ``split-pg`` (with ``--postgres``): ``copy`` and ``split`` on PostgreSQL (a
                cluster of its own, tests/pg.py: Debian's binaries, fsync and synchronous_commit
@@ -118,19 +118,8 @@ policy:
 #: The same with every message diverted: posted, not relayed.
 DIVERT_RULES = COPY_RULES.replace("name: copy-all", "name: divert-all").replace(
     "action: copy", "action: divert")
-#: The mix target: mail from the first domain is copied to the channel, from the second
-#: diverted to it, the rest only relayed.
-MIX_COPY_DOMAIN = "copy.bench.example"
-MIX_DIVERT_DOMAIN = "divert.bench.example"
-MIX_RULES = f"""\
-internal_domains: [bench.example]
-destinations:
-  bench-space: {{kind: space}}
-policy:
-  - {{name: copy-some, match: {{sender_domain: {MIX_COPY_DOMAIN}}}, action: copy, to: bench-space}}
-  - {{name: divert-some, match: {{sender_domain: {MIX_DIVERT_DOMAIN}}}, action: divert,
-     to: bench-space}}
-"""
+#: smtp-source -N numbers the recipients of one run 1, 2, 3, …: message n goes to this address.
+RECIPIENT = "{n}foo@bench.example"
 #: Default shares of the mix target: what `sluice rules test` counts when it runs the starter
 #: policy, switched to enforce, over the corpus's Enron inboxes ("Per message": 12,837
 #: messages, 2,746 posted and not relayed, 156 posted and relayed; docs/performance.md,
@@ -465,22 +454,19 @@ class Target:
         return "\n".join(tails)
 
 
-def source_args(port: int, *, sessions: int, count: int, length: int, reuse: bool,
-                sender: str = "") -> list[str]:
+def source_args(port: int, *, sessions: int, count: int, length: int,
+                reuse: bool) -> list[str]:
+    # -N numbers the recipients (RECIPIENT): the mix target's rules pick messages by them.
     args = [find_binary("smtp-source"), "-s", str(sessions), "-m", str(count),
             "-l", str(length), "-N", "-M", "bench.example"]
-    if sender:
-        args += ["-f", sender]
     if reuse:
         args.append("-d")
     return [*args, f"127.0.0.1:{port}"]
 
 
-def run_sources(loads: Sequence[list[str]], *, one_after_another: bool = False) -> float:
-    """Run smtp-source processes at once (or one after the other); returns the wall-clock
-    seconds until the last one exited."""
-    if one_after_another and len(loads) > 1:
-        return sum(run_sources([load]) for load in loads)
+def run_sources(loads: Sequence[list[str]]) -> float:
+    """Run smtp-source processes at once; returns the wall-clock seconds until the last one
+    exited."""
     started = time.perf_counter()
     procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for args in loads]
@@ -510,41 +496,54 @@ def run_source(port: int, *, sessions: int, count: int, length: int,
 @dataclass(frozen=True)
 class Mix:
     """The mix target's shares of messages: copied (posted and relayed), diverted (posted,
-    not relayed); the rest is relayed only."""
+    not relayed); the rest is relayed only.
+
+    The kinds are spread evenly over one stream (a low-discrepancy sequence over the
+    message number), so every session sends all three: mail from separate processes per
+    kind ended unevenly, and the run's tail measured the slowest part alone."""
 
     copy: float = MIX_COPY_SHARE
     divert: float = MIX_DIVERT_SHARE
 
-    def split(self, count: int, sessions: int) -> list[tuple[int, int]]:
-        """(messages, sessions) of the copied, diverted and plain parts, in that order: the
-        sessions split in the messages' proportion, each part with mail at least one (the
-        plain part gets the rest). With fewer sessions than parts every part gets all of
-        them: the parts are then sent one after the other."""
-        copied = round(count * self.copy)
-        diverted = round(count * self.divert)
-        counts = [copied, diverted, count - copied - diverted]
-        parts = sum(1 for n in counts if n)
-        if sessions < parts or parts == 1:
-            return [(n, sessions if n else 0) for n in counts]
-        shares = [max(1, round(sessions * n / count)) if n else 0 for n in counts[:2]]
-        rest = sessions - sum(shares)
-        if counts[2] and rest < 1:  # the plain part keeps one session
-            largest = shares.index(max(shares))
-            shares[largest] -= 1 - rest
-            rest = 1
-        return [(counts[0], shares[0]), (counts[1], shares[1]),
-                (counts[2], rest if counts[2] else 0)]
+    def kind(self, n: int) -> str:
+        """"copy", "divert" or "plain" for the run's n-th message (n from 1)."""
+        spot = (n * _GOLDEN) % 1.0
+        if spot < self.divert:
+            return "divert"
+        return "copy" if spot < self.divert + self.copy else "plain"
+
+    def counts(self, count: int) -> dict[str, int]:
+        found = {"copy": 0, "divert": 0, "plain": 0}
+        for n in range(1, count + 1):
+            found[self.kind(n)] += 1
+        return found
 
     def posts(self, count: int) -> int:
-        return sum(n for n, _ in self.split(count, 1)[:2])
+        found = self.counts(count)
+        return found["copy"] + found["divert"]
 
     def relayed(self, count: int) -> int:
-        parts = self.split(count, 1)
-        return parts[0][0] + parts[2][0]
+        found = self.counts(count)
+        return found["copy"] + found["plain"]
+
+    def rules(self, up_to: int) -> str:
+        """A rules file giving message n of a run its kind: each numbered recipient's own
+        rule (no match keys: every message) copies or diverts; plain ones have none."""
+        lines = ["internal_domains: [bench.example]", "destinations:",
+                 "  bench-space: {kind: space}", "users:"]
+        for n in range(1, up_to + 1):
+            kind = self.kind(n)
+            if kind != "plain":
+                lines.append(f"  {RECIPIENT.format(n=n)}: [{{name: {kind}-{n}, match: {{}}, "
+                             f"action: {kind}, to: bench-space}}]")
+        return "\n".join(lines) + "\n"
 
     def describe(self) -> str:
         return (f"{self.divert:.1%} of the messages posted only, {self.copy:.1%} posted and "
-                "relayed, the rest relayed only")
+                "relayed, the rest relayed only, spread over every session")
+
+
+_GOLDEN = (5 ** 0.5 - 1) / 2
 
 
 _COUNT_JOBS = ("SELECT coalesce(sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0), "
@@ -610,15 +609,9 @@ def measure(sink: Sink, target: Target, *, sessions: int, count: int, length: in
     if target.name == "mix":
         mix = mix or Mix()
         posts, relayed = mix.posts(count), mix.relayed(count)
-        senders = (f"foo@{MIX_COPY_DOMAIN}", f"foo@{MIX_DIVERT_DOMAIN}", "")
-        loads = [source_args(port, sessions=n_sessions, count=n, length=length, reuse=reuse,
-                             sender=sender)
-                 for (n, n_sessions), sender in zip(mix.split(count, sessions), senders,
-                                                    strict=True)
-                 if n]
     cpu_before = target.cpu()
     started = time.perf_counter()
-    elapsed = run_sources(loads, one_after_another=sessions < len(loads))
+    elapsed = run_sources(loads)
     cpu_accepting = target.cpu()[0] - cpu_before[0]
     arrived = sink.wait_count(before + relayed) - before
     if arrived != relayed:
@@ -707,11 +700,14 @@ def postmaster_pid(server: Any) -> int:
 
 @contextlib.contextmanager
 def started_targets(workdir: Path, sink: Sink, names: Sequence[str], bare_per_message: bool,
-                    postgres: Any = None) -> Iterator[dict[str, Target]]:
-    """Every relay under test, each in its own process, all relaying to the one sink."""
+                    postgres: Any = None, mix: Mix | None = None,
+                    mix_up_to: int = 1000) -> Iterator[dict[str, Target]]:
+    """Every relay under test, each in its own process, all relaying to the one sink.
+    `mix_up_to`: the most messages one run of the mix target sends."""
+    mix = mix or Mix()
     started: dict[str, Target] = {}
     mix_rules = workdir / "mix-rules.yaml"
-    mix_rules.write_text(MIX_RULES)
+    mix_rules.write_text(mix.rules(mix_up_to))
     rules = workdir / "copy-rules.yaml"
     rules.write_text(COPY_RULES)
     divert_rules = workdir / "divert-rules.yaml"
@@ -856,7 +852,8 @@ def run(args: argparse.Namespace) -> list[Cell]:
               f"{args.repeats} repeats per cell, median reported\n")
         sink = Sink(workdir)
         with postgres_cluster(args.postgres) as postgres, started_targets(
-                workdir, sink, args.targets, args.bare_per_message, postgres) as targets:
+                workdir, sink, args.targets, args.bare_per_message, postgres,
+                args.mix_shares, args.messages) as targets:
             args.targets = [t for t in args.targets if t in targets]
             warm = min(args.messages, 200)
             for name, target in targets.items():
@@ -924,8 +921,7 @@ def report(cells: list[Cell], targets: Sequence[str], mix: Mix | None = None) ->
                  f"{TARGET_TITLES['split']}: `sluice gateway --no-worker` (CPU accepting is "
                  "its CPU) and `sluice worker` on the same database.",
                  "On PG: the same on PostgreSQL; CPU in all includes the cluster's processes.",
-                 f"{TARGET_TITLES['mix']}: {mix.describe()}, sent at once by one smtp-source "
-                 "process per kind."]
+                 f"{TARGET_TITLES['mix']}: {mix.describe()}."]
     for c in cells:
         if c.size == "4 KB" and c.sessions == 20 and "sluice" in targets:
             ratio = c.ratio("sluice")
