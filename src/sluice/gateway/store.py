@@ -18,7 +18,6 @@ import contextlib
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,10 +36,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: At most this many callers share one transaction.
 MAX_BATCH = 128
-#: Under concurrency the writer waits this long for more callers before it commits: each
-#: commit costs the writer about 0.2-0.3 ms of CPU (WAL frames, fsync) whatever it holds,
-#: so 20 sessions paid it every 5 messages. Measured: docs/performance.md, session 7.
-GATHER_SECONDS = 0.001
 
 _STOP = object()
 
@@ -79,7 +74,6 @@ class _DbThread:
         self.sql = _Sql(engine)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._conn: Any = None
-        self._last_batch = 1
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -100,22 +94,15 @@ class _DbThread:
                 if first is _STOP:
                     return
                 batch = [first]
-                # Gather only under concurrency (the last batch had company): a lone
-                # session would wait GATHER_SECONDS for nothing before each commit.
-                deadline = (time.monotonic() + GATHER_SECONDS if self.commit
-                            and self._last_batch > 1 else 0.0)
                 while len(batch) < MAX_BATCH:
                     try:
-                        wait = deadline - time.monotonic()
-                        item = (self._queue.get(timeout=wait) if wait > 0
-                                else self._queue.get_nowait())
+                        item = self._queue.get_nowait()
                     except queue.Empty:
                         break
                     if item is _STOP:
                         self._queue.put(_STOP)
                         break
                     batch.append(item)
-                self._last_batch = len(batch)
                 self._run_batch(batch)
         finally:
             if self._conn is not None:
