@@ -343,6 +343,9 @@ def test_cli_text_report(rules_file: Path, tmp_path: Path,
     rows = dict(line.split() for line in enforced.split("Would do")[0].strip().splitlines())
     assert {a: int(n) for a, n in rows.items() if int(n)} == dict(actions)
     assert f"news{' ' * 2}" in out.split("Per destination (enforced):")[1]
+    shapes = out.split("Per message (enforced rules):")[1].split("\n\n")[0]
+    assert [line.split()[-1] for line in shapes.strip().splitlines()] == [
+        str(totals.shapes[k]) for k in ("relayed", "posted_and_relayed", "posted_only")]
 
 
 def test_cli_json_matches_the_text_and_rules_problems_fail(

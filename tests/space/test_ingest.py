@@ -146,3 +146,30 @@ def test_a_missing_blob_fails_the_attempt(tmp_path: Path) -> None:
                                   [{"sha256": "0" * 64, "size": len(raw), "data": raw,
                                     "created_at": post.received_at}], ["sha256"])
         assert ingest(conn, "news", post, "0" * 64).created
+
+
+def test_a_post_that_came_in_meanwhile_is_finished_not_written_twice(tmp_path: Path) -> None:
+    """A new post's INSERT carries an id asked for first; if the same (channel, fingerprint)
+    was written in between (another worker), the insert does nothing and the existing row is
+    finished as before: one row, its own id in its thread and body."""
+    from sluice.core.rawsql import Raw
+    from sluice.space.ingest import _add_post, prepare_mail
+
+    engine = space_engine(tmp_path)
+    raw = message("Race", message_id="<race@example.com>",
+                  html="<p>see <img src=\"cid:logo\"></p>", inline=[("logo", "image/png", PNG)])
+    first = post_id_of(publish(engine, raw, channel="news", fingerprint="f" * 64))
+    post = build_post(parse(raw), None, destination="space-dest", fingerprint="f" * 64,
+                      recipients=("ann@example.com",), base_url=BASE_URL)
+    prepared = prepare_mail(post, parse(raw), hashlib.sha256(raw).hexdigest())
+    with engine.begin() as conn:  # straight to the write, as if the look-up had missed it
+        conn.execute(text("INSERT INTO space_channel (name, title, description, open, "
+                          "created_at) VALUES ('news', 'news', '', 0, '2024-03-01') "
+                          "ON CONFLICT (name) DO NOTHING"))
+        again = _add_post(conn, Raw(conn), "news", prepared, None, None)
+    assert again.post_id == first
+    with engine.connect() as conn:
+        rows = conn.execute(select(SpacePost).where(col(SpacePost.fingerprint) == "f" * 64)).all()
+    assert len(rows) == 1 and rows[0].thread_id == first
+    assert f"/api/posts/{first}/attachments/" in rows[0].body_html
+    assert prepared.token not in rows[0].body_html
