@@ -464,33 +464,20 @@ def source_args(port: int, *, sessions: int, count: int, length: int,
     return [*args, f"127.0.0.1:{port}"]
 
 
-def run_sources(loads: Sequence[list[str]]) -> float:
-    """Run smtp-source processes at once; returns the wall-clock seconds until the last one
-    exited."""
+def run_source(args: list[str]) -> float:
+    """Run one smtp-source (`source_args`); returns the wall-clock seconds it took."""
     started = time.perf_counter()
-    procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for args in loads]
-    errors = []
-    for proc in procs:
-        try:
-            _, err = proc.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-        if proc.returncode != 0:
-            errors.append(f"smtp-source exited {proc.returncode}: "
-                          f"{err.decode(errors='replace').strip()[-500:]}")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _, err = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
     elapsed = time.perf_counter() - started
-    if errors:
-        raise BenchmarkError("; ".join(errors))
+    if proc.returncode != 0:
+        raise BenchmarkError(f"smtp-source exited {proc.returncode}: "
+                             f"{err.decode(errors='replace').strip()[-500:]}")
     return elapsed
-
-
-def run_source(port: int, *, sessions: int, count: int, length: int,
-               reuse: bool) -> float:
-    """Send `count` messages with smtp-source; returns the wall-clock seconds it took."""
-    return run_sources([source_args(port, sessions=sessions, count=count, length=length,
-                                    reuse=reuse)])
 
 
 @dataclass(frozen=True)
@@ -604,14 +591,14 @@ def measure(sink: Sink, target: Target, *, sessions: int, count: int, length: in
     before = sink.count()
     posts_before = space_counts(target.database)[2] if target.database else 0
     posts = count
-    loads = [source_args(port, sessions=sessions, count=count, length=length, reuse=reuse)]
     relayed = 0 if target.name in POST_ONLY else count
     if target.name == "mix":
         mix = mix or Mix()
         posts, relayed = mix.posts(count), mix.relayed(count)
     cpu_before = target.cpu()
     started = time.perf_counter()
-    elapsed = run_sources(loads)
+    elapsed = run_source(source_args(port, sessions=sessions, count=count, length=length,
+                                     reuse=reuse))
     cpu_accepting = target.cpu()[0] - cpu_before[0]
     arrived = sink.wait_count(before + relayed) - before
     if arrived != relayed:
