@@ -136,14 +136,17 @@ def main() -> int:
     chosen += [(text, True, text) for text in args.variant]
     training.DIRECT_MISS_TUNING = args.tuning
     labeled = training.prepare(
-        _examples(args.data or [CORPUS / "labels.csv", DATA / "extra_labels.csv"]))
+        _examples(args.data or [CORPUS / "labels.csv", DATA / "extra_labels.csv"]),
+        recipe=training.Recipe(sender_history=False))
     unlabeled_rows: list[Any] = []
     unlabeled_raws: list[bytes] = []
+    others: list[tuple[bytes, Any]] = []
     if any(unlabeled for _, unlabeled, _ in chosen):
-        aside = args.set_aside or [DATA / "heldout_labels.csv"]
+        aside = training.parsed(
+            e.raw for e in _examples(args.set_aside or [DATA / "heldout_labels.csv"]))
+        others = [*aside, *training.parsed(_unlabeled(args.unlabeled or UNLABELED))]
         unlabeled_rows, unlabeled_raws = training.unlabeled_rows(
-            labeled.examples, labeled.mails, labeled.rows, _unlabeled(args.unlabeled or UNLABELED),
-            [e.raw for e in _examples(aside)])
+            labeled.examples, labeled.mails, labeled.rows, others[len(aside):], aside)
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"{len(labeled.rows)} labeled messages, {len(unlabeled_rows)} unlabeled; inner folds "
           f"tuned to {args.tuning:.1%} direct misses; fold seeds {args.seeds}\n", flush=True)
@@ -151,9 +154,11 @@ def main() -> int:
     for name, unlabeled, knobs in chosen:
         recipe = training.changed_recipe(knobs)
         data = labeled
+        if recipe.sender_history:
+            data = training.with_history(labeled, others if unlabeled else [])
         if unlabeled:
             topics, quoted = training.fit_directions(unlabeled_rows, unlabeled_raws, recipe)
-            data = dataclasses.replace(labeled, topics=topics, quoted_topics=quoted)
+            data = dataclasses.replace(data, topics=topics, quoted_topics=quoted)
         runs = []
         for seed in seeds:
             runs.append(run(data, recipe, seed))

@@ -96,18 +96,21 @@ def main() -> int:
                                topic_vocabulary=args.topic_vocabulary,
                                topic_words=args.topic_words)
     recipes = [(text, training.changed_recipe(text, base)) for text in args.variant] or [("", base)]
-    labeled = training.prepare(_examples(data_paths))
+    labeled = training.prepare(_examples(data_paths), recipe=training.Recipe(sender_history=False))
+    set_aside = training.parsed(e.raw for e in _examples(aside))
+    others = training.parsed(_unlabeled(args.unlabeled))
     unlabeled_rows, unlabeled_raws = training.unlabeled_rows(
-        labeled.examples, labeled.mails, labeled.rows, _unlabeled(args.unlabeled),
-        [e.raw for e in _examples(aside)])
+        labeled.examples, labeled.mails, labeled.rows, others, set_aside)
     seeds = [int(s) for s in args.seeds.split(",")]
     for text, recipe in recipes:
         if text:
             print(f"variant {text}", flush=True)
         data = labeled
+        if recipe.sender_history:
+            data = training.with_history(labeled, [*set_aside, *others])
         if unlabeled_rows:
             topics, quoted = training.fit_directions(unlabeled_rows, unlabeled_raws, recipe)
-            data = dataclasses.replace(labeled, topics=topics, quoted_topics=quoted)
+            data = dataclasses.replace(data, topics=topics, quoted_topics=quoted)
         results = screen(data, recipe, seeds)
         print(f"mean {statistics.mean(results):.4f} ({' / '.join(f'{r:.3f}' for r in results)}); "
               f"unlabeled messages: {data.topics.messages if data.topics else 0}", flush=True)

@@ -109,6 +109,9 @@ class Examiner:
             from sluice.classifier.model import Classifier
 
             model = Classifier.load(setup.model) if setup.model else Classifier.load_default()
+            # No sender history (classifier/history.py): every message is classified as
+            # from a sender not seen before, so results do not depend on the reading order,
+            # the number of worker processes or where an interrupted run resumed.
             self.classify_many = partial(model.classify_many, explain=False)
             self.model_version = model.version
 

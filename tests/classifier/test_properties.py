@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sluice.classifier.history import SenderHistory
 from sluice.classifier.model import Classifier
 from sluice.core.parse import parse
 from sluice.core.verdict import CATEGORIES
@@ -37,6 +38,22 @@ def test_odd_messages_get_a_verdict(
 @given(raw=st.binary(max_size=3000))
 def test_any_bytes_get_a_verdict(default_classifier: Classifier, raw: bytes) -> None:
     assert default_classifier.classify(parse(raw)).category in CATEGORIES
+
+
+#: One history for every example below: odd messages are counted into it one after another.
+_HISTORY = SenderHistory(max_senders=50, max_pairs=200, max_copies=50)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subject=_HEADER_TEXT, body=st.binary(max_size=500), charset=_CHARSETS,
+       broken=st.booleans(), raw=st.binary(max_size=1000))
+def test_odd_messages_get_a_verdict_with_a_sender_history(
+    default_classifier: Classifier, subject: str, body: bytes, charset: str, broken: bool,
+    raw: bytes,
+) -> None:
+    for mail in (parse(_message(subject, body, charset, broken)), parse(raw)):
+        assert default_classifier.classify(mail, _HISTORY).category in CATEGORIES
+    assert len(_HISTORY) <= 50
 
 
 def test_empty_headerless_and_huge_messages(default_classifier: Classifier) -> None:

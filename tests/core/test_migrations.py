@@ -54,12 +54,14 @@ def differences(engine: Engine) -> list[object]:
 
 def create_all_as_before(engine: Engine) -> None:
     """What init_schema did before there were migrations: the models of that time, which
-    also had the two indexes revision 0002 dropped."""
+    also had the two indexes revision 0002 dropped and not the columns 0003 added."""
     SQLModel.metadata.create_all(engine)
     with engine.begin() as conn:
         tables_space.create_search_table(conn)
         conn.execute(text("CREATE INDEX ix_ledger_fingerprint ON ledger (fingerprint)"))
         conn.execute(text("CREATE INDEX ix_message_thread_subject ON message (thread_subject)"))
+        conn.execute(text("ALTER TABLE message DROP COLUMN readers"))
+        conn.execute(text("ALTER TABLE message DROP COLUMN automated"))
 
 
 def publish_and_find(engine: Engine, subject: str) -> None:

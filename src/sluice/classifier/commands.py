@@ -82,18 +82,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_classify(args: argparse.Namespace) -> int:
+    from sluice.classifier.features import to_row
+    from sluice.classifier.history import facts_in_date_order
     from sluice.classifier.readers import read_paths
     from sluice.core.parse import normalize_line_endings, parse
 
     classifier = _load(args.model)
     failed = 0
     try:
-        for source in read_paths(args.paths):
-            mail = parse(normalize_line_endings(source.raw))
-            verdict = classifier.classify(mail)
+        # Each message is classified with its sender's history among the messages given,
+        # counted in Date order as training counts it; so all are read first.
+        sources = [(source.name, parse(normalize_line_endings(source.raw)))
+                   for source in read_paths(args.paths)]
+        histories = facts_in_date_order([mail for _, mail in sources])
+        for (name, mail), history in zip(sources, histories, strict=True):
+            verdict = classifier.verdict(to_row(mail, history))
             if args.json:
                 print(json.dumps({
-                    "file": source.name,
+                    "file": name,
                     "message_id": mail.message_id,
                     "subject": mail.subject,
                     "category": verdict.category,
@@ -103,7 +109,7 @@ def run_classify(args: argparse.Namespace) -> int:
                 }, ensure_ascii=False))
             else:
                 reasons = "; ".join(verdict.reasons)
-                print(f"{source.name}\t{verdict.category}\t{verdict.confidence:.2f}\t{reasons}")
+                print(f"{name}\t{verdict.category}\t{verdict.confidence:.2f}\t{reasons}")
     except OSError as exc:
         print(f"sluice classify: {exc}", file=sys.stderr)
         failed = 1

@@ -36,7 +36,7 @@ _SYSTEM_SENDER = re.compile(
 #: Enron's stripped attachments (`<<file.doc>>`) and file names in the text (lowercased).
 _FILE_REF = re.compile(r"<<[^<>\n]{1,120}\.\w{2,5}>>|\.(?:docx?|xlsx?|pptx?|pdf)\b")
 _FWD_SUBJECT = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(?:fw|fwd|wg|tr)\s*:", re.IGNORECASE)
-_RE_SUBJECT = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(?:re|aw|sv|antw)\s*:", re.IGNORECASE)
+RE_SUBJECT = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(?:re|aw|sv|antw)\s*:", re.IGNORECASE)
 _LIST_TAG = re.compile(r"^\s*(?:(?:re|fwd?)\s*:\s*)?\[[^\]]{1,40}\]", re.IGNORECASE)
 #: Clock times in lowercased text: "10:30", "2 pm", "9am".
 _TIME = re.compile(r"\d:\d\d|\d ?[ap]m\b")
@@ -193,11 +193,35 @@ def _attachment_kind(filename: str, content_type: str) -> str:
     return "other"
 
 
+def _groups(mail: Mail, recipients: set[str]) -> int:
+    """How many of `recipients` look like distribution lists."""
+    list_domain = _list_domain(mail.list_id) if mail.list_id else ""
+    return sum(1 for r in recipients if _is_group(r, list_domain))
+
+
+def readers(mail: Mail) -> int:
+    """How many people read it: its To and Cc, a distribution list counting as `_GROUP_SIZE`."""
+    recipients = set(mail.to) | set(mail.cc)
+    return len(recipients) + _groups(mail, recipients) * (_GROUP_SIZE - 1)
+
+
+def looks_automated(mail: Mail) -> bool:
+    """List or bulk headers, Auto-Submitted, a null or system sender."""
+    return bool(mail.list_id or mail.precedence in ("bulk", "junk", "list")
+                or (mail.auto_submitted and mail.auto_submitted != "no")
+                or not mail.from_addr or mail.envelope.mail_from == ""
+                or _SYSTEM_SENDER.match(mail.from_addr.partition("@")[0]))
+
+
+def is_reply(mail: Mail) -> bool:
+    """`Re:` subject or In-Reply-To: what a gateway's records tell of a message's threading."""
+    return bool(RE_SUBJECT.match(mail.subject) or mail.thread.in_reply_to)
+
+
 def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> dict[str, float]:
     """Facts about addressing, lists, automation, threading, attachments and length."""
     recipients = set(mail.to) | set(mail.cc)
-    list_domain = _list_domain(mail.list_id) if mail.list_id else ""
-    groups = sum(1 for r in recipients if _is_group(r, list_domain))
+    groups = _groups(mail, recipients)
     headers = _some_headers(mail)
     n_bcc = headers.get("bcc", "").count("@")
     sender_domain = _domain(mail.from_addr)
@@ -230,7 +254,7 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
         "precedence_list": float(mail.precedence == "list"),
         "auto_submitted": float(bool(mail.auto_submitted) and mail.auto_submitted != "no"),
         "null_sender": float(mail.envelope.mail_from == ""),
-        "re_subject": float(bool(_RE_SUBJECT.match(mail.subject))),
+        "re_subject": float(bool(RE_SUBJECT.match(mail.subject))),
         "fwd_subject": float(bool(_FWD_SUBJECT.match(mail.subject))),
         "reply_depth": _log(mail.thread.reply_depth),
         "in_reply_to": float(bool(mail.thread.in_reply_to or mail.thread.references)),
@@ -275,14 +299,17 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
     return f
 
 
-def to_row(mail: Mail) -> Row:
-    """The model's view of one message."""
+def to_row(mail: Mail, history: dict[str, float] | None = None) -> Row:
+    """The model's view of one message; `history`: its sender's facts (`history.py`)."""
     parts = clean(mail.text[:MAX_BODY_CHARS])
+    headers = header_features(mail, parts.new, parts.quoted, parts.forwarded)
+    if history:
+        headers.update(history)
     return Row(
         subject=mail.thread.normalized_subject,
         body=parts.new,
         quoted=parts.quoted[:5000],
-        headers=header_features(mail, parts.new, parts.quoted, parts.forwarded),
+        headers=headers,
     )
 
 

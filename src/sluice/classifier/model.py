@@ -1,7 +1,8 @@
 """classify: Mail -> Verdict, with a calibrated confidence and the reasons behind it.
 
 The gateway loads one `Classifier` at start-up and calls `classify` for every message,
-from many threads at once: after loading, nothing in here is mutated.
+from many threads at once: after loading, nothing in here is mutated (a `SenderHistory`
+given to `classify` is the caller's, and is counted into).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from sluice.classifier import persist
 from sluice.classifier.features import Row, to_row
+from sluice.classifier.history import SenderHistory
 from sluice.classifier.reasons import MAX_REASONS, describe
 from sluice.classifier.scoring import LinearScorer, softmax
 from sluice.core.mail import Mail
@@ -43,13 +45,16 @@ class Classifier:
     def load_default(cls) -> Classifier:
         return cls.load(DEFAULT_MODEL)
 
-    def classify(self, mail: Mail) -> Verdict:
-        return self.verdict(to_row(mail))
+    def classify(self, mail: Mail, history: SenderHistory | None = None) -> Verdict:
+        """With `history`, the sender's facts are read from it and `mail` is counted in it."""
+        return self.verdict(to_row(mail, history.observe(mail) if history is not None else None))
 
-    def classify_many(self, mails: Iterable[Mail], *, explain: bool = True) -> list[Verdict]:
+    def classify_many(self, mails: Iterable[Mail], *, explain: bool = True,
+                      history: SenderHistory | None = None) -> list[Verdict]:
         """`explain=False` leaves the reasons empty (they cost a sixth of the time): for
         callers that only count categories, like the mailbox analyzer."""
-        return [self.verdict(to_row(mail), explain=explain) for mail in mails]
+        return [self.verdict(to_row(mail, history.observe(mail) if history is not None else None),
+                             explain=explain) for mail in mails]
 
     def verdict(self, row: Row, *, explain: bool = True) -> Verdict:
         scorer = self._scorer

@@ -76,6 +76,17 @@ _HEADER_WORDS: dict[str, Callable[[float], str]] = {
     "meeting_words": lambda v: "talks about meeting, scheduling or attending",
     "fyi": lambda v: "says FYI",
     "group_recipient": lambda v: "goes to a distribution list (team, all, dl-…)",
+    # The sender's history (history.py): what the gateway saw them send before.
+    "hist_known": lambda v: f"the sender has sent {_count(v * 3.0)} messages before",
+    "hist_many": lambda v: f"the sender writes to six people or more in {v:.0%} of their mail",
+    "hist_one": lambda v: f"the sender writes to one person in {v:.0%} of their mail",
+    "hist_reply": lambda v: f"{v:.0%} of the sender's mail are replies",
+    "hist_auto": lambda v: f"{v:.0%} of the sender's mail came from a list or a system",
+    "hist_same_subject": lambda v: "the sender has sent mail with this subject before",
+    "hist_pair": lambda v: f"the sender has written to these recipients {_count(v * 3.0)} "
+                           "times before",
+    "hist_reciprocal": lambda v: f"these recipients have written to the sender "
+                                 f"{_count(v * 3.0)} times before",
 }
 _ATTACHMENT_PREFIX = "attach_"
 _TEXT_PLACES = {

@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline
 from sluice import __version__
 from sluice.classifier.dataset import Example
 from sluice.classifier.features import Row, to_matrix, to_row
+from sluice.classifier.history import facts_in_date_order
 from sluice.classifier.persist import ModelBundle
 from sluice.classifier.scoring import LinearScorer
 from sluice.classifier.topics import (
@@ -91,12 +92,16 @@ class Recipe:
     #: Words kept per set of directions after fitting, the heaviest in a projection
     #: (`topics.fit_topics`); 0: all. Fewer words make a smaller file and fewer look-ups.
     topic_words: int = 0
+    #: What the sender sent before (`history.py`), counted over all the mail training is
+    #: given, labeled or not, in Date order (docs/classifier.md, tenth round).
+    sender_history: bool = True
 
 
 #: Knobs added after models were made without them: at these values they leave a model's
 #: version as it was (the same data and recipe keep their version).
 _LATER_KNOBS: dict[str, Any] = {"quoted_topic_dims": 100, "topic_vocabulary": VOCABULARY,
-                                "topic_words": 0, "subject_weight": 1.0}
+                                "topic_words": 0, "subject_weight": 1.0,
+                                "sender_history": False}
 
 
 def changed_recipe(changes: str, base: Recipe | None = None) -> Recipe:
@@ -135,6 +140,13 @@ class Prepared:
     #: train on the labels alone.
     topics: TopicSpace | None = None
     quoted_topics: TopicSpace | None = None
+    #: Digest of the mail beyond the examples that the sender history was counted over
+    #: ("" when none was).
+    history: str = ""
+
+
+def parsed(raws: Iterable[bytes]) -> list[tuple[bytes, Mail]]:
+    return [(raw, parse(normalize_line_endings(raw))) for raw in raws]
 
 
 def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
@@ -143,15 +155,19 @@ def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
 
     With `unlabeled` mail, word-use directions are fitted on it first (as `recipe` says),
     leaving out the labeled messages, the `set_aside` ones (labels kept for a later check)
-    and copies of either.
+    and copies of either. The sender history (`recipe.sender_history`) is counted over all
+    of it: labels play no part in it.
     """
+    recipe = recipe or Recipe()
     mails = [parse(normalize_line_endings(e.raw)) for e in examples]
     rows = [to_row(m) for m in mails]
+    others = parsed(unlabeled)
+    aside = parsed(set_aside)
     topics = quoted_topics = None
-    kept_rows, kept_raws = unlabeled_rows(examples, mails, rows, unlabeled, set_aside)
+    kept_rows, kept_raws = unlabeled_rows(examples, mails, rows, others, aside)
     if kept_rows:
-        topics, quoted_topics = fit_directions(kept_rows, kept_raws, recipe or Recipe())
-    return Prepared(
+        topics, quoted_topics = fit_directions(kept_rows, kept_raws, recipe)
+    data = Prepared(
         examples=list(examples),
         mails=mails,
         rows=rows,
@@ -164,17 +180,32 @@ def prepare(examples: Sequence[Example], unlabeled: Iterable[bytes] = (),
         topics=topics,
         quoted_topics=quoted_topics,
     )
+    return with_history(data, [*aside, *others]) if recipe.sender_history else data
+
+
+def with_history(data: Prepared, others: Sequence[tuple[bytes, Mail]]) -> Prepared:
+    """`data` with each example's sender facts in its header facts, counted over the
+    examples and `others` (raw and parsed) in Date order."""
+    facts = facts_in_date_order([*data.mails, *(mail for _, mail in others)])
+    rows = [dataclasses.replace(row, headers={**row.headers, **fact})
+            for row, fact in zip(data.rows, facts, strict=False)]
+    digest = ""
+    if others:
+        hashed = hashlib.sha256()
+        for raw, _ in others:
+            hashed.update(hashlib.sha256(raw).digest())
+        digest = hashed.hexdigest()
+    return dataclasses.replace(data, rows=rows, history=digest)
 
 
 def unlabeled_rows(examples: Sequence[Example], mails: Sequence[Mail], rows: Sequence[Row],
-                   unlabeled: Iterable[bytes],
-                   set_aside: Iterable[bytes] = ()) -> tuple[list[Row], list[bytes]]:
-    """The `unlabeled` messages that are none of the labeled (`examples`, parsed as `mails`
-    and `rows`) or `set_aside` ones nor a copy of one: rows and raw messages."""
-    candidates = ((raw, mail, to_row(mail))
-                  for raw in unlabeled for mail in [parse(normalize_line_endings(raw))])
-    aside = [(raw, mail, to_row(mail))
-             for raw in set_aside for mail in [parse(normalize_line_endings(raw))]]
+                   unlabeled: Sequence[tuple[bytes, Mail]],
+                   set_aside: Sequence[tuple[bytes, Mail]] = ()) -> tuple[list[Row], list[bytes]]:
+    """The `unlabeled` messages (raw and parsed) that are none of the labeled (`examples`,
+    parsed as `mails` and `rows`) or `set_aside` ones nor a copy of one: rows and raw
+    messages."""
+    candidates = ((raw, mail, to_row(mail)) for raw, mail in unlabeled)
+    aside = [(raw, mail, to_row(mail)) for raw, mail in set_aside]
     return without_labeled(
         candidates, [*zip([e.raw for e in examples], mails, rows, strict=True), *aside])
 
@@ -404,6 +435,8 @@ def _version(data: Prepared, index: np.ndarray, recipe: Recipe) -> str:
         knobs = [(k, v) for k, v in knobs if "topic_" not in k]
     knobs = [(k, v) for k, v in knobs if k not in _LATER_KNOBS or v != _LATER_KNOBS[k]]
     digest = hashlib.sha256(repr(sorted(knobs)).encode())
+    if data.history:
+        digest.update(data.history.encode())
     if data.topics is not None:
         digest.update(data.topics.digest.encode())
         # The directions are rounded to float16 (float32 before): another model.

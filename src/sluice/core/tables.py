@@ -47,6 +47,11 @@ class MessageRecord(SQLModel, table=True):
     #: Not indexed: no query selects messages by it (0002 dropped the index).
     thread_subject: str = Field(default="")
     reply_depth: int = 0
+    #: How many people read it (a distribution list counting as ten) and whether it looks
+    #: sent by a list or a system: what the sender history (classifier/history.py) counts
+    #: and the other columns cannot tell (0003).
+    readers: int = 0
+    automated: bool = False
     category: str | None = Field(default=None, index=True, max_length=32)
     confidence: float | None = None
     reasons: str | None = None  # newline-separated, strongest first

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from sluice.classifier.features import looks_automated, readers
 from sluice.core.decision import DIGEST, ENFORCE, RoutingDecision
 from sluice.core.errors import StorageUnavailable
 from sluice.core.mail import Envelope as MailEnvelope
@@ -353,6 +354,8 @@ def message_facts(settings: Settings, print_: str, mail: Mail | None, envelope: 
             thread_subject=_thread_key(mail.thread.normalized_subject,
                                        hashed=settings.header_only),
             reply_depth=mail.thread.reply_depth,
+            readers=readers(mail),
+            automated=looks_automated(mail),
             defects=",".join(mail.defects),
         )
     digest = tuple(

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Connection, text, update
 from sqlmodel import Session, col, select
 
+from sluice.classifier.history import SenderHistory, Sent
 from sluice.core.db import init_schema, insert_ignoring_conflicts, make_engine
 from sluice.core.decision import RoutingDecision
 from sluice.core.errors import ConfigError
@@ -28,6 +29,7 @@ from sluice.gateway.handler import GatewayHandler
 from sluice.gateway.pipeline import PipelineHook
 from sluice.gateway.protocol import GatewayLMTP, GatewaySMTP
 from sluice.gateway.relay import Deliverer, MaildirDelivery, Outgoing, UpstreamRelay
+from sluice.gateway.senders import CATCH_UP_SECONDS, RecordedHistory, warmed_history
 from sluice.gateway.store import Store
 from sluice.gateway.wiring import default_hook, load_ruleset
 from sluice.router.blobs import BlobStore
@@ -120,7 +122,11 @@ class Gateway:
         #: in the web app are picked up within rules_reload_seconds (`_reload_rules`).
         self._reloads = hook is None
         self._rules_version = self._user_rules_version()
-        self._routing: PipelineHook = hook or default_hook(settings, self.rules)
+        #: What each sender sent before, for the classifier (production pipeline only).
+        self.senders: RecordedHistory | None = (
+            warmed_history(self.engine) if hook is None and settings.classify else None)
+        self._routing: PipelineHook = hook or default_hook(settings, self.rules,
+                                                           self._history())
         hook = self._route if self._reloads else self._routing
         self.store = Store(self.engine)
         self.deliverer = make_deliverer(settings)
@@ -147,6 +153,7 @@ class Gateway:
         self.sessions: weakref.WeakSet[GatewaySMTP | GatewayLMTP] = weakref.WeakSet()
         self._prune_task: asyncio.Task[None] | None = None
         self._reload_task: asyncio.Task[None] | None = None
+        self._senders_task: asyncio.Task[None] | None = None
         #: True from the first moment of `stop`: listeners closed, health says draining.
         self.draining = False
 
@@ -189,7 +196,7 @@ class Gateway:
             self._rules_version = version
             return False
         self.rules, self._rules_version = rules, version
-        self._routing = default_hook(self.settings, rules)
+        self._routing = default_hook(self.settings, rules, self._history())
         log.info("user rules reloaded")
         return True
 
@@ -200,6 +207,25 @@ class Gateway:
                 await self.reload_rules()
             except Exception:
                 log.exception("checking the stored rules failed")
+
+    def _history(self) -> SenderHistory | None:
+        return self.senders.history if self.senders else None
+
+    async def _catch_up_senders(self) -> None:
+        """Count the messages recorded since (other nodes' among them) into the history."""
+        assert self.senders is not None
+        senders = self.senders
+        while True:
+            await asyncio.sleep(CATCH_UP_SECONDS)
+            try:
+                sents, last = await asyncio.to_thread(self._read_senders, senders)
+                senders.count(sents, last)
+            except Exception:
+                log.exception("counting recorded messages into the sender history failed")
+
+    def _read_senders(self, senders: RecordedHistory) -> tuple[list[Sent], int]:
+        with self.engine.connect() as conn:
+            return senders.read(conn)
 
     def _protocol(self, spec: ListenSpec) -> GatewaySMTP | GatewayLMTP:
         cls = GatewayLMTP if spec.lmtp else GatewaySMTP
@@ -231,6 +257,8 @@ class Gateway:
         self._prune_task = asyncio.create_task(self._prune_ledger())
         if self._reloads and self.settings.rules_reload_seconds > 0:
             self._reload_task = asyncio.create_task(self._reload_rules())
+        if self.senders is not None:
+            self._senders_task = asyncio.create_task(self._catch_up_senders())
         if self.settings.worker:
             self._worker_task = asyncio.create_task(self.worker.run(self._stopping))
             self._digest_task = asyncio.create_task(self._digest_loop())
@@ -408,6 +436,8 @@ class Gateway:
             self._prune_task.cancel()
         if self._reload_task:
             self._reload_task.cancel()
+        if self._senders_task:
+            self._senders_task.cancel()
         for task in (self._worker_task, self._digest_task):
             if task is not None:
                 finished = await self._finish_task(task, deadline, force) and finished

@@ -6,6 +6,7 @@ import functools
 import logging
 from pathlib import Path
 
+from sluice.classifier.history import SenderHistory
 from sluice.classifier.model import Classifier
 from sluice.core.decision import RoutingDecision
 from sluice.core.mail import Mail
@@ -29,20 +30,24 @@ def load_ruleset(settings: Settings) -> RuleSet:
     return load_rules(settings.rules_file) if settings.rules_file else RuleSet()
 
 
-def routing_hook(classifier: Classifier | None, rules: RuleSet) -> PipelineHook:
-    """Classify, then let the rules decide per recipient; the verdict is recorded."""
+def routing_hook(classifier: Classifier | None, rules: RuleSet,
+                 history: SenderHistory | None = None) -> PipelineHook:
+    """Classify (counting the message into the sender `history`), then let the rules
+    decide per recipient; the verdict is recorded. Runs in the event loop, the history's
+    one owner."""
 
     async def hook(mail: Mail, recipients: tuple[str, ...]) -> RoutingDecision:
-        verdict = classifier.classify(mail) if classifier is not None else None
+        verdict = classifier.classify(mail, history) if classifier is not None else None
         return decide(mail, verdict, rules)
 
     return hook
 
 
-def default_hook(settings: Settings, rules: RuleSet | None = None) -> PipelineHook:
+def default_hook(settings: Settings, rules: RuleSet | None = None,
+                 history: SenderHistory | None = None) -> PipelineHook:
     """The hook for `sluice serve` and `sluice gateway`."""
     rules = rules if rules is not None else load_ruleset(settings)
     if not settings.classify and not rules.policy and not rules.users:
         return deliver_everything
     classifier = load_classifier(settings.classifier_model) if settings.classify else None
-    return routing_hook(classifier, rules)
+    return routing_hook(classifier, rules, history)
