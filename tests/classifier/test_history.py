@@ -6,7 +6,13 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from sluice.classifier.features import to_row
-from sluice.classifier.history import SenderHistory, facts_in_date_order, sent, subject_key
+from sluice.classifier.history import (
+    SenderHistory,
+    facts_in_date_order,
+    sent,
+    sent_with_facts,
+    subject_digest,
+)
 from sluice.classifier.model import Classifier
 from sluice.classifier.reasons import describe
 from sluice.core.mail import Mail
@@ -102,14 +108,28 @@ def test_facts_in_date_order_count_by_date_not_by_position() -> None:
     assert facts[0]["hist_known"] == count(2)  # undated: after every dated one
 
 
-def test_the_subject_key_matches_a_header_only_gateways_stored_digest() -> None:
+def test_header_only_subjects_are_kept_as_the_digests_such_a_gateway_records() -> None:
     import hashlib
 
-    digest = hashlib.sha256(b"budget").hexdigest()
-    assert subject_key("budget") == subject_key("sha256:" + digest)
-    assert subject_key("budget") != subject_key("lunch")
-    assert sent(mail("Ann@Corp.example", ["Bob@Corp.example"])).recipients == (
-        "bob@corp.example",)
+    digest = "sha256:" + hashlib.sha256(b"budget").hexdigest()
+    assert subject_digest("budget") == subject_digest(digest) == digest
+    assert subject_digest("") == ""
+    plain = sent(mail("Ann@Corp.example", ["Bob@Corp.example"], "Re: Budget"))
+    hashed = sent(mail("Ann@Corp.example", ["Bob@Corp.example"], "Re: Budget"), digests=True)
+    assert plain.recipients == ("bob@corp.example",) and plain.sender == "ann@corp.example"
+    assert (plain.subject, hashed.subject) == ("budget", digest)
+
+
+def test_the_facts_from_the_model_s_header_facts_are_the_same() -> None:
+    team = [f"p{i}@corp.example" for i in range(8)]
+    cases = [mail("ann@corp.example", ["bob@corp.example"], "Re: Budget"),
+             mail("news@corp.example", team, "Digest", extra="List-Id: <n.lists.example>\r\n"),
+             mail("no-reply@corp.example", ["team@corp.example"], "Alert"),
+             mail("ann@corp.example", ["bob@corp.example"], "Plan",
+                  extra="In-Reply-To: <x@y>\r\nPrecedence: bulk\r\n"),
+             parse(b"Subject: hi\r\n\r\nno sender at all")]
+    for message in cases:
+        assert sent_with_facts(message, to_row(message).headers) == sent(message)
 
 
 def test_the_facts_reach_the_model_and_are_said_in_words(default_classifier: Classifier) -> None:

@@ -8,7 +8,9 @@ import smtplib
 import sqlite3
 from pathlib import Path
 
-from sluice.classifier.history import Sent, subject_key
+import pytest
+
+from sluice.classifier.history import Sent, subject_digest
 from sluice.gateway.senders import RecordedHistory
 from tests.gateway.conftest import StartGateway
 from tests.pg import postgres, postgres_url  # noqa: F401  (fixtures)
@@ -30,18 +32,23 @@ def send(gw: GatewayThread, *messages: tuple[str, str, bytes]) -> None:
             client.sendmail(sender, [to], raw)
 
 
-def probe(sender: str = ANN, to: str = BOB) -> Sent:
+def probe(sender: str = ANN, to: str = BOB, *, header_only: bool = False) -> Sent:
     return Sent(key="probe", sender=sender, recipients=(to,), readers=1, reply=False,
-                automated=False, subject=subject_key("budget"))
+                automated=False,
+                subject=subject_digest("budget") if header_only else "budget")
 
 
 def count(n: int) -> float:
     return math.log1p(n) / 3.0
 
 
+@pytest.mark.parametrize("header_only", [False, True])
 def test_a_restarted_gateway_remembers_who_wrote_to_whom(
-        start_gateway: StartGateway, clean_sink: SmtpSink, tmp_path: Path) -> None:
-    first = GatewayThread(gateway_settings(tmp_path, upstream=clean_sink.address), None)
+        start_gateway: StartGateway, clean_sink: SmtpSink, tmp_path: Path,
+        header_only: bool) -> None:
+    """Also in header-only mode, where the records hold thread subjects as digests."""
+    first = GatewayThread(gateway_settings(tmp_path, upstream=clean_sink.address,
+                                           header_only=header_only), None)
     send(first, *[(ANN, BOB, message(n)) for n in range(3)],
          (BOB, ANN, message(9, BOB, ANN, "Re: Budget")),
          (CEM, BOB, message(5, CEM, BOB, "Weekly digest",
@@ -49,16 +56,16 @@ def test_a_restarted_gateway_remembers_who_wrote_to_whom(
                             "b@corp.example\r\n")))
     clean_sink.wait_for(5)
     assert first.gateway is not None and first.gateway.senders is not None
-    live = first.gateway.senders.history.facts(probe())
+    live = first.gateway.senders.history.facts(probe(header_only=header_only))
     first.stop()
     db = sqlite3.connect(tmp_path / "data" / "sluice.db")
     rows = dict(db.execute("select header_from || ':' || readers, automated from message"))
     assert rows == {f"{ANN}:1": 0, f"{BOB}:1": 0, f"{CEM}:3": 1}
     db.close()
 
-    second = start_gateway(hook=None, upstream=clean_sink.address)
+    second = start_gateway(hook=None, upstream=clean_sink.address, header_only=header_only)
     assert second.gateway is not None and second.gateway.senders is not None
-    warmed = second.gateway.senders.history.facts(probe())
+    warmed = second.gateway.senders.history.facts(probe(header_only=header_only))
     assert warmed == live
     assert warmed["hist_known"] == count(3)
     assert warmed["hist_pair"] == count(3)

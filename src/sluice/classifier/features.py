@@ -151,6 +151,10 @@ def _log(count: float) -> float:
     return math.log1p(max(count, 0.0))
 
 
+#: For counts that cannot be negative (lengths, counts): `_log` without the call around it.
+_log1p = math.log1p
+
+
 #: The headers read here beyond `Mail`'s own fields, found in one pass over the headers.
 _WANTED_HEADERS = frozenset({"bcc", "list-unsubscribe", "list-post"})
 
@@ -232,10 +236,10 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
     requests, material, opinion, meeting, days = _keyword_counts(head)
     new_words = len(new_text.split())
     f: dict[str, float] = {
-        "n_to": _log(len(mail.to)),
-        "n_cc": _log(len(mail.cc)),
-        "n_bcc": _log(n_bcc),
-        "n_recipients": _log(len(recipients)),
+        "n_to": _log1p(len(mail.to)),
+        "n_cc": _log1p(len(mail.cc)),
+        "n_bcc": _log1p(n_bcc),
+        "n_recipients": _log1p(len(recipients)),
         "one_recipient": float(len(recipients) == 1),
         "few_recipients": float(2 <= len(recipients) <= 3),
         "many_recipients": float(len(recipients) + groups * (_GROUP_SIZE - 1) >= 10),
@@ -258,21 +262,21 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
         "fwd_subject": float(bool(_FWD_SUBJECT.match(mail.subject))),
         "reply_depth": _log(mail.thread.reply_depth),
         "in_reply_to": float(bool(mail.thread.in_reply_to or mail.thread.references)),
-        "n_attachments": _log(len(mail.attachments)),
-        "attachment_bytes": _log(sum(a.size for a in mail.attachments)) / 10.0,
-        "file_refs": _log(len(_FILE_REF.findall(lowered))),
+        "n_attachments": _log1p(len(mail.attachments)),
+        "attachment_bytes": _log1p(sum(a.size for a in mail.attachments)) / 10.0,
+        "file_refs": _log1p(len(_FILE_REF.findall(lowered))),
         "inline_images": float(mail.inline_images > 0),
         "calendar": float(bool(mail.calendar)),
         "calendar_request": float(any(c.method == "REQUEST" for c in mail.calendar)),
         "html": float(bool(mail.html)),
-        "new_words": _log(new_words) / 3.0,
+        "new_words": _log1p(new_words) / 3.0,
         "empty_new_text": float(not new_text.strip()),
-        "quoted_words": _log(len(quoted.split())) / 3.0,
+        "quoted_words": _log1p(len(quoted.split())) / 3.0,
         "forwarded": float(forwarded),
-        "questions": _log(new_text.count("?")),
-        "urls": _log(lowered.count("http://") + lowered.count("https://")
+        "questions": _log1p(new_text.count("?")),
+        "urls": _log1p(lowered.count("http://") + lowered.count("https://")
                      + lowered.count("www.")),
-        "date_words": _log(days + len(_TIME.findall(head))),
+        "date_words": _log1p(days + len(_TIME.findall(head))),
         "empty_subject": float(not mail.subject.strip()),
     }
     # A distribution list among the recipients means many readers, however few addresses.
@@ -287,10 +291,10 @@ def header_features(mail: Mail, new_text: str, quoted: str, forwarded: bool) -> 
         "short_new_text": float(0 < new_words <= 30),
         "greeting_name": float(bool(_GREETING.match(first_line))),
         "question_to_few": float("?" in head and n <= 3),
-        "requests": _log(requests),
-        "material_words": _log(material),
-        "opinion_words": _log(opinion),
-        "meeting_words": _log(meeting),
+        "requests": _log1p(requests),
+        "material_words": _log1p(material),
+        "opinion_words": _log1p(opinion),
+        "meeting_words": _log1p(meeting),
         "fyi": float(lowered[:40].lstrip().startswith("fyi") or "fyi" in head[:200]),
     })
     for attachment in mail.attachments:

@@ -24,9 +24,9 @@ from typing import NamedTuple
 from sluice.classifier.features import is_reply, looks_automated, readers
 from sluice.core.mail import Mail
 
-#: Senders remembered; the least recently seen is forgotten first.
+#: Senders remembered; the least recently counted is forgotten first.
 MAX_SENDERS = 50_000
-#: (sender, recipient) pairs remembered; the least recently seen is forgotten first.
+#: (sender, recipient) pairs remembered; the least recently counted is forgotten first.
 MAX_PAIRS = 200_000
 #: Messages remembered for recognising copies (with their facts): a gateway's catch-up
 #: (`gateway/senders.py`) recognises its own recorded messages among these.
@@ -35,8 +35,10 @@ MAX_COPIES = 30_000
 MAX_SUBJECTS = 32
 #: Recipients of one message that the pair counts look at (a list of 500 adds nothing).
 MAX_PAIR_RECIPIENTS = 50
-#: Facts: the header features' names start with this (reasons.py words them).
-PREFIX = "hist_"
+#: The header facts that say a message came from a list or a system (`looks_automated`).
+AUTOMATION_FACTS = ("list_id", "precedence_bulk", "precedence_list", "auto_submitted",
+                    "system_sender", "null_sender")
+_DIGEST = "sha256:"
 
 
 class Sent(NamedTuple):
@@ -44,136 +46,163 @@ class Sent(NamedTuple):
 
     key: str
     sender: str
+    #: Lowercased, without repeats, at most `MAX_PAIR_RECIPIENTS`.
     recipients: tuple[str, ...]
     readers: int
     reply: bool
     automated: bool
-    #: `subject_key` of the thread subject.
+    #: The thread subject, or its digest as a header-only gateway stores it ("sha256:HEX").
     subject: str
 
 
-def subject_key(thread_subject: str) -> str:
-    """What the history keeps of a thread subject: a short digest, the same for the subject
-    and for the digest a header-only gateway stores in its place ("sha256:HEX")."""
-    if thread_subject.startswith(_STORED_DIGEST):
-        return thread_subject[len(_STORED_DIGEST):][:16]
-    return hashlib.sha256(thread_subject.encode("utf-8", "replace")).hexdigest()[:16]
+def subject_digest(thread_subject: str) -> str:
+    """The thread subject as a header-only gateway records it (`handler._thread_key`)."""
+    if not thread_subject or thread_subject.startswith(_DIGEST):
+        return thread_subject
+    return _DIGEST + hashlib.sha256(thread_subject.encode("utf-8", "replace")).hexdigest()
 
 
-_STORED_DIGEST = "sha256:"
+def _key(mail: Mail, sender: str) -> str:
+    if mail.message_id:
+        return mail.message_id
+    return f"{sender}\n{mail.date.isoformat() if mail.date else ''}\n{mail.subject}"
 
 
-def sent(mail: Mail) -> Sent:
-    """The message's sender, recipients and shape, lowercased addresses. The recipients are
-    the envelope's where there is one (what a gateway records), else To and Cc."""
-    sender = mail.from_addr.lower()
-    key = mail.message_id
-    if not key:
-        key = f"{sender}\n{mail.date.isoformat() if mail.date else ''}\n{mail.subject}"
+def _recipients(mail: Mail) -> tuple[str, ...]:
+    """The envelope's recipients where there are any (what a gateway records), else To and
+    Cc; lowercased, without repeats."""
     addresses = mail.envelope.rcpt_tos or (*mail.to, *mail.cc)
-    return Sent(key, sender, tuple(dict.fromkeys(map(str.lower, addresses))), readers(mail),
-                is_reply(mail), looks_automated(mail),
-                subject_key(mail.thread.normalized_subject))
+    return tuple(dict.fromkeys(map(str.lower, addresses)))[:MAX_PAIR_RECIPIENTS]
 
 
-class _Sender:
-    """Counts of one sender's messages."""
+def sent(mail: Mail, *, digests: bool = False) -> Sent:
+    """The message as the history counts it (`digests`: subjects as their digests)."""
+    sender = mail.from_addr.lower()
+    subject = mail.thread.normalized_subject
+    return Sent(_key(mail, sender), sender, _recipients(mail), readers(mail), is_reply(mail),
+                looks_automated(mail), subject_digest(subject) if digests else subject)
 
-    __slots__ = ("automated", "many", "messages", "one", "replies", "subjects")
 
-    def __init__(self) -> None:
-        self.messages = 0
-        self.many = 0
-        self.one = 0
-        self.replies = 0
-        self.automated = 0
-        self.subjects: OrderedDict[str, None] = OrderedDict()
+def sent_with_facts(mail: Mail, headers: dict[str, float], *, digests: bool = False) -> Sent:
+    """`sent(mail)` from the header facts the model computed anyway (`features.
+    header_features`): the same answer without reading the headers twice."""
+    sender = mail.from_addr.lower()
+    subject = mail.thread.normalized_subject
+    automated = False
+    for name in AUTOMATION_FACTS:
+        if headers[name]:
+            automated = True
+            break
+    return Sent(_key(mail, sender), sender, _recipients(mail), readers(mail),
+                bool(headers["re_subject"] or mail.thread.in_reply_to), automated,
+                subject_digest(subject) if digests else subject)
 
 
 class SenderHistory:
     """Bounded counts of who sent what to whom; one owner (not thread-safe).
 
-    `observe(mail)` answers the facts known before `mail` and then counts it.
+    `observe(mail)` answers the facts known before `mail` and then counts it. The counts are
+    kept in the order of last counting (a counted key moves to the end), so the first key is
+    the one to forget (OrderedDict: forgetting the first key of a plain dict again and again
+    scans the holes its deletions left). `digests`: keep thread subjects as digests, as a
+    header-only gateway records them, so that counting its records agrees with live mail.
     """
 
     def __init__(self, *, max_senders: int = MAX_SENDERS, max_pairs: int = MAX_PAIRS,
-                 max_copies: int = MAX_COPIES) -> None:
-        self._senders: OrderedDict[str, _Sender] = OrderedDict()
+                 max_copies: int = MAX_COPIES, digests: bool = False) -> None:
+        #: sender -> [messages, to many, to one, replies, automated, {subject: None}]
+        self._senders: OrderedDict[str, list] = OrderedDict()  # type: ignore[type-arg]
         self._pairs: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._copies: OrderedDict[str, dict[str, float]] = OrderedDict()
         self._max_senders = max_senders
         self._max_pairs = max_pairs
         self._max_copies = max_copies
+        self.digests = digests
 
     def __len__(self) -> int:
         return len(self._senders)
 
-    def observe(self, mail: Mail) -> dict[str, float]:
-        return self.observe_sent(sent(mail))
+    def observe(self, mail: Mail, headers: dict[str, float] | None = None) -> dict[str, float]:
+        """The facts before `mail`, then `mail` counted; `headers`: its header facts, if
+        computed already (cheaper)."""
+        known = self._copies.get(mail.message_id) if mail.message_id else None
+        if known is not None:
+            return known
+        message = (sent(mail, digests=self.digests) if headers is None
+                   else sent_with_facts(mail, headers, digests=self.digests))
+        return self.observe_sent(message)
 
     def observe_sent(self, message: Sent) -> dict[str, float]:
         known = self._copies.get(message.key)
         if known is not None:
-            self._copies.move_to_end(message.key)
             return known
         facts = self.facts(message)
         self.count(message)
-        self._copies[message.key] = facts
-        if len(self._copies) > self._max_copies:
-            self._copies.popitem(last=False)
+        copies = self._copies
+        copies[message.key] = facts
+        if len(copies) > self._max_copies:
+            copies.popitem(last=False)
         return facts
 
     def facts(self, message: Sent) -> dict[str, float]:
         """Header features from what the sender sent before (all 0 for a stranger)."""
-        recipients = message.recipients[:MAX_PAIR_RECIPIENTS]
+        sender = message.sender
         pairs = self._pairs
-        back = sum(pairs.get((r, message.sender), 0) for r in recipients)
-        facts = {"hist_known": 0.0, "hist_reciprocal": _scaled(back)}
-        record = self._senders.get(message.sender)
-        if record is None or not message.sender:
+        back = 0
+        for recipient in message.recipients:
+            back += pairs.get((recipient, sender), 0)
+        facts = {"hist_known": 0.0, "hist_reciprocal": math.log1p(back) / 3.0}
+        record = self._senders.get(sender) if sender else None
+        if record is None:
             return facts
-        n = record.messages
-        to = max((pairs.get((message.sender, r), 0) for r in recipients), default=0)
-        facts.update({
-            "hist_known": _scaled(n),
-            "hist_many": record.many / n,
-            "hist_one": record.one / n,
-            "hist_reply": record.replies / n,
-            "hist_auto": record.automated / n,
-            "hist_same_subject": float(message.subject in record.subjects),
-            "hist_pair": _scaled(to),
-        })
+        most = 0
+        for recipient in message.recipients:
+            count = pairs.get((sender, recipient), 0)
+            if count > most:
+                most = count
+        n = record[0]
+        facts["hist_known"] = math.log1p(n) / 3.0
+        facts["hist_many"] = record[1] / n
+        facts["hist_one"] = record[2] / n
+        facts["hist_reply"] = record[3] / n
+        facts["hist_auto"] = record[4] / n
+        facts["hist_same_subject"] = float(message.subject in record[5])
+        facts["hist_pair"] = math.log1p(most) / 3.0
         return facts
 
     def count(self, message: Sent) -> None:
-        if not message.sender:
+        sender = message.sender
+        if not sender:
             return
-        record = self._senders.get(message.sender)
+        senders = self._senders
+        record = senders.get(sender)
         if record is None:
-            record = self._senders[message.sender] = _Sender()
-            if len(self._senders) > self._max_senders:
-                self._senders.popitem(last=False)
+            record = senders[sender] = [0, 0, 0, 0, 0, {}]
+            if len(senders) > self._max_senders:
+                senders.popitem(last=False)
         else:
-            self._senders.move_to_end(message.sender)
-        record.messages += 1
-        record.many += message.readers >= 6
-        record.one += message.readers <= 1
-        record.replies += message.reply
-        record.automated += message.automated
-        record.subjects[message.subject] = None
-        record.subjects.move_to_end(message.subject)
-        if len(record.subjects) > MAX_SUBJECTS:
-            record.subjects.popitem(last=False)
+            senders.move_to_end(sender)
+        record[0] += 1
+        record[1] += message.readers >= 6
+        record[2] += message.readers <= 1
+        record[3] += message.reply
+        record[4] += message.automated
+        subjects = record[5]  # a small dict: at most MAX_SUBJECTS + 1 keys
+        subjects.pop(message.subject, None)
+        subjects[message.subject] = None
+        if len(subjects) > MAX_SUBJECTS:
+            del subjects[next(iter(subjects))]
         pairs = self._pairs
-        for recipient in message.recipients[:MAX_PAIR_RECIPIENTS]:
-            key = (message.sender, recipient)
-            pairs[key] = pairs.pop(key, 0) + 1
+        for recipient in message.recipients:
+            key = (sender, recipient)
+            count = pairs.get(key)
+            if count is None:
+                pairs[key] = 1
+            else:
+                pairs[key] = count + 1
+                pairs.move_to_end(key)
         while len(pairs) > self._max_pairs:
             pairs.popitem(last=False)
-
-
-def _scaled(count: int) -> float:
-    return math.log1p(count) / 3.0
 
 
 def facts_in_date_order(mails: Sequence[Mail]) -> list[dict[str, float]]:

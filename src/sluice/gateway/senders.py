@@ -7,7 +7,9 @@ since, which brings in what other gateway nodes sharing the database relayed (it
 recognised by Message-ID and not counted twice).
 
 Recorded messages carry their envelope recipients (the outcomes), readers and automated
-flags (revision 0003) and the thread subject, so they count as the live message did. A
+flags (revision 0003) and the thread subject (a digest in header-only mode, which the
+history then keeps for live mail too), so they count as the live message did; except that a
+header-only gateway keeps no subject, so its records tell a reply by In-Reply-To alone. A
 message recorded without a Message-ID is counted again by the catch-up (Postfix's cleanup
 gives every message one before a content filter sees it).
 """
@@ -21,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from sluice.classifier.features import RE_SUBJECT
-from sluice.classifier.history import SenderHistory, Sent, subject_key
+from sluice.classifier.history import MAX_PAIR_RECIPIENTS, SenderHistory, Sent
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,11 @@ def recorded_sent(row: Any, recipients: tuple[str, ...]) -> Sent:
     return Sent(
         key=row.message_id or f"record:{row.id}",
         sender=sender,
-        recipients=recipients,
+        recipients=recipients[:MAX_PAIR_RECIPIENTS],
         readers=row.readers or (row.to_count or 0) + (row.cc_count or 0),
         reply=bool(row.in_reply_to) or bool(RE_SUBJECT.match(subject)),
         automated=bool(row.automated),
-        subject=subject_key(row.thread_subject or ""),
+        subject=row.thread_subject or "",
     )
 
 
@@ -80,7 +82,7 @@ class RecordedHistory:
     gateway reads in a worker thread and counts in its event loop."""
 
     def __init__(self, history: SenderHistory | None = None) -> None:
-        self.history = history or SenderHistory()
+        self.history = history if history is not None else SenderHistory()
         self.counted_to = 0
 
     def warm(self, conn: Connection, newest: int = WARM_MESSAGES) -> int:
@@ -105,16 +107,17 @@ class RecordedHistory:
         self.counted_to = max(self.counted_to, last)
 
 
-def warmed_history(engine: Engine) -> RecordedHistory:
+def warmed_history(engine: Engine, *, digests: bool = False) -> RecordedHistory:
     """The history of the newest records; an empty one (logged) if they cannot be read:
-    a gateway classifies without history rather than not start."""
-    recorded = RecordedHistory()
+    a gateway classifies without history rather than not start. `digests`: the gateway
+    records thread subjects as digests (header-only mode), so the history keeps them so."""
+    recorded = RecordedHistory(SenderHistory(digests=digests))
     try:
         with engine.connect() as conn:
             counted = recorded.warm(conn)
     except Exception:
         log.exception("reading the sender history from the records failed; starting without")
-        return RecordedHistory()
+        return RecordedHistory(SenderHistory(digests=digests))
     log.info("sender history: %d recorded messages, %d senders", counted,
              len(recorded.history))
     return recorded

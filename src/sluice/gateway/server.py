@@ -124,7 +124,8 @@ class Gateway:
         self._rules_version = self._user_rules_version()
         #: What each sender sent before, for the classifier (production pipeline only).
         self.senders: RecordedHistory | None = (
-            warmed_history(self.engine) if hook is None and settings.classify else None)
+            warmed_history(self.engine, digests=settings.header_only)
+            if hook is None and settings.classify else None)
         self._routing: PipelineHook = hook or default_hook(settings, self.rules,
                                                            self._history())
         hook = self._route if self._reloads else self._routing
