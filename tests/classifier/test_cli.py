@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sluice.classifier.features import to_row
 from sluice.classifier.model import DEFAULT_MODEL
 from sluice.cli import main
 from sluice.core.parse import parse
@@ -41,6 +42,35 @@ def test_classify_names_mbox_messages_by_index(
     assert main(["classify", str(tmp_path / "box")]) == 0
     names = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
     assert names == [f"{tmp_path / 'box'}#0", f"{tmp_path / 'box'}#1"]
+
+
+def test_classify_reads_each_sender_s_history_among_the_messages_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given out of Date order, the messages are printed in the order given and each is
+    classified with what its sender sent before by Date."""
+    from sluice.classifier.history import facts_in_date_order
+    from sluice.classifier.model import Classifier
+
+    files = []
+    for day in (3, 1, 2):  # given latest first
+        path = tmp_path / f"m{day}.eml"
+        path.write_bytes(
+            f"From: ann@corp.example\r\nTo: bob@corp.example\r\nSubject: Budget\r\n"
+            f"Date: Tue, {day} May 2001 09:00:00 +0000\r\nMessage-ID: <m{day}@corp>\r\n\r\n"
+            f"Bob, can you send me the numbers for day {day}?\r\n".encode())
+        files.append(str(path))
+    assert main(["classify", "--json", *files]) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a["file"] for a in answers] == files
+    mails = [parse(Path(f).read_bytes()) for f in files]
+    facts = facts_in_date_order(mails)
+    assert [f["hist_known"] > 0 for f in facts] == [True, False, True]
+    model = Classifier.load(DEFAULT_MODEL)
+    expected = [model.verdict(model_row) for model_row in
+                (to_row(mail, fact) for mail, fact in zip(mails, facts, strict=True))]
+    assert [(a["category"], a["confidence"], tuple(a["reasons"])) for a in answers] == [
+        (v.category, v.confidence, v.reasons) for v in expected]
 
 
 def test_train_and_evaluate_on_category_folders(
