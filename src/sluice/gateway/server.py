@@ -210,7 +210,7 @@ class Gateway:
                 log.exception("checking the stored rules failed")
 
     def _history(self) -> SenderHistory | None:
-        return self.senders.history if self.senders else None
+        return self.senders.history if self.senders is not None else None
 
     async def _catch_up_senders(self) -> None:
         """Count the messages recorded since (other nodes' among them) into the history."""
