@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from sluice.classifier.model import Classifier
+from sluice.classifier.model import Classifier, is_invitation
 from sluice.classifier.rules import rule_category
 from sluice.classifier.training import (
     Prepared,
@@ -111,7 +111,8 @@ def cross_validate(data: Prepared, recipe: Recipe | None = None, n_folds: int = 
         classifier = Classifier(train(data, train_index, recipe, version="evaluation"))
         proba = classifier.predict_proba([data.rows[i] for i in test_index])
         for row, message in enumerate(test_index):
-            predicted[message] = classifier.classes[classifier.choose(proba[row])]
+            predicted[message] = classifier.classes[classifier.choose(
+                proba[row], invitation=is_invitation(data.rows[message]))]
             argmax[message] = classifier.classes[int(np.argmax(proba[row]))]
             confidence[message] = proba[row].max()
             label = data.y[message]
@@ -148,7 +149,8 @@ def cross_validate(data: Prepared, recipe: Recipe | None = None, n_folds: int = 
 def evaluate_model(classifier: Classifier, data: Prepared) -> Evaluation:
     """Score a given model on data it must not have been trained on (the caller's promise)."""
     proba = classifier.predict_proba(data.rows)
-    predicted = np.array([classifier.classes[classifier.choose(p)] for p in proba])
+    predicted = np.array([classifier.classes[classifier.choose(p, invitation=is_invitation(r))]
+                          for p, r in zip(proba, data.rows, strict=True)])
     argmax = np.array(classifier.classes)[proba.argmax(axis=1)]
     correct = lenient_truth(data.y, data.second, argmax) == argmax
     own = np.array([
