@@ -185,10 +185,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from sluice.classifier.evaluation import cross_validate, evaluate_model, format_evaluation
     from sluice.classifier.training import prepare
 
     recipe = _recipe(args.recipe)
+    if args.model:
+        # A given model has its directions: the unlabeled mail only feeds the sender history.
+        recipe = dataclasses.replace(recipe, topic_dims=0)
     data = prepare(_examples(args.data), _unlabeled(args.unlabeled),
                    set_aside=[e.raw for e in _examples(args.set_aside)], recipe=recipe)
     if args.model:
