@@ -10,7 +10,6 @@ from sluice.classifier.history import (
     SenderHistory,
     facts_in_date_order,
     sent,
-    sent_with_facts,
     subject_digest,
 )
 from sluice.classifier.model import Classifier
@@ -129,7 +128,7 @@ def test_the_facts_from_the_model_s_header_facts_are_the_same() -> None:
                   extra="In-Reply-To: <x@y>\r\nPrecedence: bulk\r\n"),
              parse(b"Subject: hi\r\n\r\nno sender at all")]
     for message in cases:
-        assert sent_with_facts(message, to_row(message).headers) == sent(message)
+        assert sent(message, to_row(message).headers) == sent(message)
 
 
 def test_the_facts_reach_the_model_and_are_said_in_words(default_classifier: Classifier) -> None:

@@ -75,27 +75,20 @@ def _recipients(mail: Mail) -> tuple[str, ...]:
     return tuple(dict.fromkeys(map(str.lower, addresses)))[:MAX_PAIR_RECIPIENTS]
 
 
-def sent(mail: Mail, *, digests: bool = False) -> Sent:
-    """The message as the history counts it (`digests`: subjects as their digests)."""
+def sent(mail: Mail, headers: dict[str, float] | None = None, *,
+         digests: bool = False) -> Sent:
+    """The message as the history counts it. `headers`: its header facts, if the model
+    computed them already (`features.header_features`): the automation and reply flags are
+    read from them instead of from the headers again. `digests`: subjects as their digests."""
     sender = mail.from_addr.lower()
     subject = mail.thread.normalized_subject
-    return Sent(_key(mail, sender), sender, _recipients(mail), readers(mail), is_reply(mail),
-                looks_automated(mail), subject_digest(subject) if digests else subject)
-
-
-def sent_with_facts(mail: Mail, headers: dict[str, float], *, digests: bool = False) -> Sent:
-    """`sent(mail)` from the header facts the model computed anyway (`features.
-    header_features`): the same answer without reading the headers twice."""
-    sender = mail.from_addr.lower()
-    subject = mail.thread.normalized_subject
-    automated = False
-    for name in AUTOMATION_FACTS:
-        if headers[name]:
-            automated = True
-            break
-    return Sent(_key(mail, sender), sender, _recipients(mail), readers(mail),
-                bool(headers["re_subject"] or mail.thread.in_reply_to), automated,
-                subject_digest(subject) if digests else subject)
+    if headers is None:
+        automated, reply = looks_automated(mail), is_reply(mail)
+    else:
+        automated = any(headers[name] for name in AUTOMATION_FACTS)
+        reply = bool(headers["re_subject"] or mail.thread.in_reply_to)
+    return Sent(_key(mail, sender), sender, _recipients(mail), readers(mail), reply,
+                automated, subject_digest(subject) if digests else subject)
 
 
 class SenderHistory:
@@ -128,9 +121,7 @@ class SenderHistory:
         known = self._copies.get(mail.message_id) if mail.message_id else None
         if known is not None:
             return known
-        message = (sent(mail, digests=self.digests) if headers is None
-                   else sent_with_facts(mail, headers, digests=self.digests))
-        return self.observe_sent(message)
+        return self.observe_sent(sent(mail, headers, digests=self.digests))
 
     def observe_sent(self, message: Sent) -> dict[str, float]:
         known = self._copies.get(message.key)

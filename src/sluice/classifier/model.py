@@ -55,11 +55,10 @@ class Classifier:
         """With `history`, the sender's facts are read from it and `mail` is counted in it."""
         return self.verdict(self.row(mail, history))
 
-    def classify_many(self, mails: Iterable[Mail], *, explain: bool = True,
-                      history: SenderHistory | None = None) -> list[Verdict]:
+    def classify_many(self, mails: Iterable[Mail], *, explain: bool = True) -> list[Verdict]:
         """`explain=False` leaves the reasons empty (they cost a sixth of the time): for
         callers that only count categories, like the mailbox analyzer."""
-        return [self.verdict(self.row(mail, history), explain=explain) for mail in mails]
+        return [self.verdict(to_row(mail), explain=explain) for mail in mails]
 
     @staticmethod
     def row(mail: Mail, history: SenderHistory | None = None) -> Row:
